@@ -14,22 +14,37 @@ from sweeps.corpus import (
     load_pools,
     split_pairs,
 )
+from sweeps.ledger import Cell, CellOutcome, Ledger, RunRecord, RunState
 from sweeps.model import DEFAULT_MODEL, TINY_MODEL, ModelSource, load_model, resolve_model
+from sweeps.slurm import submit_workers
+from sweeps.spec import SweepSpec, load_spec
 from sweeps.templates import Direction, language_name, render_translation
+from sweeps.worker import WorkerSummary, run_local_workers, run_worker_process
 
 __all__ = [
     "DEFAULT_MODEL",
     "LIBREOFFICE_SOURCE",
     "TINY_MODEL",
+    "Cell",
+    "CellOutcome",
     "Direction",
     "LanguagePools",
+    "Ledger",
     "ModelSource",
     "Pair",
     "PairFilter",
+    "RunRecord",
+    "RunState",
+    "SweepSpec",
+    "WorkerSummary",
     "language_name",
     "load_model",
     "load_pools",
+    "load_spec",
     "render_translation",
     "resolve_model",
+    "run_local_workers",
+    "run_worker_process",
     "split_pairs",
+    "submit_workers",
 ]

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import logging
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
+from muit_core import ConfigError
 from muit_core.cli import add_common_flags, run_main
 from sweeps.corpus import (
     DEFAULT_HELDOUT_FRACTION,
@@ -18,10 +24,32 @@ from sweeps.corpus import (
     PairFilter,
     load_pools,
 )
+from sweeps.ledger import Ledger, RunState
 from sweeps.model import DEFAULT_MODEL
+from sweeps.slurm import submit_workers
+from sweeps.spec import SweepSpec, load_spec, spec_to_dict
+from sweeps.sweep import (
+    check_grid,
+    export_results,
+    grid_cells,
+    make_run_cell,
+    open_ledger,
+    spec_from_ledger,
+    storage_url,
+)
+from sweeps.worker import run_local_workers, run_worker_process
+
+log = logging.getLogger(__name__)
 
 EPILOG = """\
 examples:
+  plan-sweep launch demo                # the built-in demo spec; relaunching resumes it
+  plan-sweep launch smoke train.epochs=2 --workers 2
+  plan-sweep launch my_spec.toml --storage postgresql://user:pw@db-host/sweeps
+  plan-sweep worker --storage postgresql://user:pw@db-host/sweeps --study demo-1a2b3c4d
+  plan-sweep launch demo --slurm partition=gpu,workers=8,time=720
+  plan-sweep status demo
+  plan-sweep export demo                # writes runs/demo/results.csv
   plan-sweep data --languages el,hi,tr,vi,zh-CN
   plan-sweep data --languages de --source libreoffice:/srv/libreoffice/usr/share/libreoffice/help
   plan-sweep data --languages sw --source corpora/{lang}.jsonl --format json
@@ -96,6 +124,209 @@ def cmd_model(args: argparse.Namespace) -> int:
     return 0 if math.isfinite(loss) else 1
 
 
+PROBE_EPILOG = """\
+examples:
+  plan-sweep probe smollm2-135m-instruct --language el
+  plan-sweep probe ./my-checkpoint --language hi --n 32 --max-words 20 --format json
+"""
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    """Logit lens on held-out X -> English pairs: per layer, the probability the model's own
+    final norm and LM head put on the English reference's next tokens, read from that layer.
+    Shows at which depth the English answer emerges (DFT aims to move it earlier)."""
+    from sweeps.model import load_model
+    from sweeps.probe import format_probe_table, logit_lens, probe_examples
+    from sweeps.run import pick_device
+
+    pair_filter = PairFilter(args.min_words, args.max_words, args.heldout_fraction)
+    pools = load_pools(args.source, args.language, pair_filter)
+    examples = probe_examples(pools, args.n)
+    if not examples:
+        raise ConfigError(
+            f"No held-out {args.language} pairs in {args.source} under these filters; "
+            "raise --heldout-fraction or --max-words."
+        )
+    model, tokenizer = load_model(args.run_or_model, device=pick_device())
+    table = logit_lens(
+        model,
+        tokenizer,
+        examples,
+        model_name=args.run_or_model,
+        system_prompt=args.system_prompt,
+        max_length=args.max_length,
+        batch_size=args.batch_size,
+    )
+    if args.format == "json":
+        json.dump(table.to_dict(), sys.stdout, ensure_ascii=False)
+        print()
+    else:
+        print(format_probe_table(table))
+    return 0
+
+
+def _ledger_for(args: argparse.Namespace) -> tuple[Ledger, str, Path]:
+    """The ledger named by a SPEC or by --storage/--study, its study name and sweep folder."""
+    if args.spec:
+        spec = load_spec(args.spec, args.overrides)
+        return open_ledger(spec, args.storage), spec.study_name(), spec.sweep_dir
+    if not (args.storage and args.study):
+        raise ConfigError(
+            "Name the sweep: give a SPEC (e.g. `demo`), or both --storage URL and --study NAME."
+        )
+    folder = Path(args.sweep_dir or ".")
+    ledger = Ledger.open(args.storage, args.study, folder)
+    return ledger, args.study, folder
+
+
+def _parse_slurm(text: str) -> dict[str, str]:
+    options: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(
+                f"--slurm item {item!r} is not key=value; write e.g. "
+                "--slurm partition=gpu,workers=8,time=720."
+            )
+        options[key.strip()] = value.strip()
+    return options
+
+
+def cmd_launch(args: argparse.Namespace) -> int:
+    """Enqueue a spec's grid once (idempotent), run workers, and export results.csv."""
+    spec = load_spec(args.spec, args.overrides)
+    log.info("resolved spec: %s", json.dumps(spec_to_dict(spec), sort_keys=True))
+    caps = check_grid(spec)
+    log.info("training pools: %s", ", ".join(f"{k} {v}" for k, v in caps.items()))
+    ledger = open_ledger(spec, args.storage)
+    cells = grid_cells(spec)
+    added = ledger.enqueue(cells, retry_failed=args.retry_failed)
+    log.info(
+        "study %s in %s: %d cells, %d newly enqueued",
+        spec.study_name(),
+        spec.sweep_dir,
+        len(cells),
+        added,
+    )
+    factory = functools.partial(make_run_cell, spec_to_dict(spec))
+    url = storage_url(spec, args.storage)
+    if args.slurm:
+        options = _parse_slurm(args.slurm)
+        jobs = submit_workers(
+            options.pop("partition", None),
+            int(options.pop("workers", spec.ledger.workers)),
+            url,
+            spec.study_name(),
+            spec.sweep_dir,
+            factory,
+            timeout_min=int(options.pop("time", 12 * 60)),
+            gpus_per_node=int(options.pop("gpus", 1)),
+            cpus_per_task=int(options.pop("cpus", 8)),
+            slurm_additional_parameters=options or None,
+            heartbeat_interval_s=spec.ledger.heartbeat_s,
+            max_retries=spec.ledger.max_retries,
+        )
+        print(
+            f"submitted SLURM jobs {', '.join(map(str, jobs.job_ids))} (logs in {jobs.log_dir}); "
+            f"follow with: plan-sweep status {args.spec}"
+        )
+        return 0
+    n_workers = _default_workers(spec) if args.workers is None else args.workers
+    if n_workers == 0:
+        where = url or f"journal://{(spec.sweep_dir / 'ledger.journal').resolve()}"
+        print(
+            f"enqueued; start workers with: plan-sweep worker --storage {where} "
+            f"--study {spec.study_name()} --sweep-dir {spec.sweep_dir}"
+        )
+        return 0
+    if n_workers == 1:
+        ledger.run_worker(factory())
+    else:
+        run_local_workers(
+            n_workers,
+            url,
+            spec.study_name(),
+            spec.sweep_dir,
+            factory,
+            heartbeat_interval_s=spec.ledger.heartbeat_s,
+            max_retries=spec.ledger.max_retries,
+        )
+    path = spec.sweep_dir / "results.csv"
+    table = export_results(ledger, spec.study_name(), path)
+    _print_status(ledger)
+    print(f"results: {path} ({table['n_examples'].size} rows)")
+    return 0
+
+
+def _default_workers(spec: SweepSpec) -> int:
+    import torch
+
+    gpus = torch.cuda.device_count()
+    return max(gpus, 1) if spec.ledger.workers == 1 and gpus > 1 else spec.ledger.workers
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Join a sweep from any machine: run its waiting cells until none are left."""
+    ledger, study, folder = _ledger_for(args)
+    spec = spec_from_ledger(ledger)
+    summary = run_worker_process(
+        args.storage or storage_url(spec),
+        study,
+        folder if not args.spec else spec.sweep_dir,
+        functools.partial(make_run_cell, spec_to_dict(spec)),
+        heartbeat_interval_s=spec.ledger.heartbeat_s,
+        max_retries=spec.ledger.max_retries,
+        stop_when_empty=not args.wait,
+    )
+    print(f"worker {summary.worker}: {summary.n_done} done, {summary.n_failed} failed")
+    return 0
+
+
+def _print_status(ledger: Ledger) -> None:
+    table = ledger.status()
+    shown = table.copy()
+    shown["mean_wall_s"] = shown["mean_wall_s"].round(1)
+    shown["eta"] = [
+        "-" if pd.isna(s) else time.strftime("%H:%M:%S", time.gmtime(s)) for s in shown["eta_s"]
+    ]
+    print(shown.drop(columns=["eta_s"]).to_string())
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Show done / running / failed / waiting cells per language, with an ETA."""
+    ledger, _, _ = _ledger_for(args)
+    if args.format == "json":
+        print(ledger.status().reset_index().to_json(orient="records"))
+    else:
+        _print_status(ledger)
+    failed = [r for r in ledger.records() if r.state is RunState.FAILED]
+    for record in failed:
+        print(f"failed: {record.cell.key}: {record.error}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write results.csv (one row per finished run and metric) for plan-fit."""
+    ledger, study, folder = _ledger_for(args)
+    path = Path(args.out) if args.out else folder / "results.csv"
+    table = export_results(ledger, study, path)
+    runs = table.drop_duplicates(["language", "n_examples", "seed", "model", "objective"])
+    print(f"wrote {path}: {len(runs)} runs, {len(table)} rows")
+    return 0
+
+
+def _add_sweep_target(parser: argparse.ArgumentParser, *, spec_required: bool) -> None:
+    parser.add_argument(
+        "spec",
+        nargs=None if spec_required else "?",
+        help="a spec file or built-in name (demo, smoke)",
+    )
+    parser.add_argument(
+        "overrides", nargs="*", help="key=value overrides, e.g. train.epochs=2 grid.seeds=[0,1]"
+    )
+    parser.add_argument("--storage", help="ledger URL (default: the spec's, else a journal file)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `plan-sweep` argument parser."""
     parser = argparse.ArgumentParser(
@@ -151,6 +382,89 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_common_flags(model, subcommand=True)
     model.set_defaults(handler=cmd_model)
+
+    probe = commands.add_parser(
+        "probe",
+        help="logit lens: per layer, mass on the English reference's next tokens",
+        description=cmd_probe.__doc__,
+        epilog=PROBE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    probe.add_argument(
+        "run_or_model",
+        metavar="RUN_OR_MODEL",
+        help=f"{DEFAULT_MODEL!r}, 'tiny-random-llama', a saved model folder, or a hub id",
+    )
+    probe.add_argument("--language", required=True, help="the source language X, e.g. el")
+    probe.add_argument("--n", type=int, default=16, help="held-out pairs (default %(default)s)")
+    probe.add_argument(
+        "--source",
+        default=LIBREOFFICE_SOURCE,
+        help="'libreoffice' (default), 'libreoffice:HELP_DIR', or a .jsonl/.tsv/dataset path",
+    )
+    probe.add_argument("--min-words", type=int, default=DEFAULT_MIN_WORDS, help="English words")
+    probe.add_argument("--max-words", type=int, default=DEFAULT_MAX_WORDS, help="English words")
+    probe.add_argument(
+        "--heldout-fraction",
+        type=float,
+        default=DEFAULT_HELDOUT_FRACTION,
+        help="as in the sweep spec's data.heldout_fraction (default %(default)s)",
+    )
+    probe.add_argument(
+        "--system-prompt", default=None, help="as in training (default: the template's own)"
+    )
+    probe.add_argument("--max-length", type=int, default=128, help="tokens per example")
+    probe.add_argument("--batch-size", type=int, default=8, help="examples per forward pass")
+    probe.add_argument("--format", choices=("table", "json"), default="table")
+    add_common_flags(probe, subcommand=True)
+    probe.set_defaults(handler=cmd_probe)
+
+    def sub(name: str, handler: Any, summary: str) -> argparse.ArgumentParser:
+        parser_ = commands.add_parser(
+            name,
+            help=summary,
+            description=handler.__doc__,
+            epilog=EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        add_common_flags(parser_, subcommand=True)
+        parser_.set_defaults(handler=handler)
+        return parser_
+
+    launch = sub("launch", cmd_launch, "enqueue a spec's grid and run workers")
+    _add_sweep_target(launch, spec_required=True)
+    launch.add_argument(
+        "--workers",
+        type=int,
+        help="local worker processes (default: the spec's, or one per GPU); 0 only enqueues",
+    )
+    launch.add_argument(
+        "--slurm",
+        metavar="KEY=VALUE,...",
+        help="submit workers to SLURM instead: partition=,workers=,time= (min),gpus=,cpus=, "
+        "and any sbatch option",
+    )
+    launch.add_argument(
+        "--retry-failed", action="store_true", help="give failed cells another round of retries"
+    )
+
+    for name, handler, summary in (
+        ("worker", cmd_worker, "join a sweep and run its waiting cells"),
+        ("status", cmd_status, "progress per language with an ETA"),
+        ("export", cmd_export, "write results.csv"),
+    ):
+        target = sub(name, handler, summary)
+        _add_sweep_target(target, spec_required=False)
+        target.add_argument("--study", help="study name (printed by launch and status)")
+        target.add_argument("--sweep-dir", help="sweep folder when no SPEC is given")
+        if name == "worker":
+            target.add_argument(
+                "--wait", action="store_true", help="keep polling when the queue is empty"
+            )
+        if name == "status":
+            target.add_argument("--format", choices=("table", "json"), default="table")
+        if name == "export":
+            target.add_argument("--out", help="CSV path (default: SWEEP_DIR/results.csv)")
     return parser
 
 

@@ -1,0 +1,175 @@
+"""A sweep as a whole: its grid of cells, its ledger, and its results table.
+
+`plan-sweep launch` calls `open_ledger`, `check_grid`, `grid_cells` and `Ledger.enqueue` once,
+then runs workers; `plan-sweep export` calls `results_table`. Workers on other machines rebuild
+the spec from the copy stored in the ledger (`spec_from_ledger`), so they need only the
+storage URL and the study name.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import logging
+import multiprocessing
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from muit_core import ConfigError, LedgerError, atomic_write_text
+from sweeps.corpus import PairFilter, load_pools
+from sweeps.ledger import Cell, CellOutcome, Ledger, RunState
+from sweeps.spec import SweepSpec, spec_from_dict, spec_to_dict
+
+log = logging.getLogger(__name__)
+
+RESULTS_COLUMNS = (
+    "language", "n_examples", "seed", "model", "n_params", "objective", "metric", "value",
+    "higher_is_better", "train_tokens", "wall_s",
+)  # fmt: skip
+EXTRA_COLUMNS = (
+    "n_available", "tokens_per_example", "corpus", "train_wall_s", "eval_wall_s",
+    "tokens_per_s", "n_steps", "study", "trial",
+)  # fmt: skip
+HIGHER_IS_BETTER = {"heldout_ce": False, "chrf": True, "bleu": True}
+
+
+def grid_cells(spec: SweepSpec) -> list[Cell]:
+    """Every cell of the spec: per model and language, the untuned base (n = 0, once) and
+    each size x seed."""
+    cells = []
+    for model in spec.grid.models:
+        for language in spec.data.languages:
+            if spec.grid.include_base:
+                cells.append(Cell(language, 0, 0, model, spec.objective))
+            for size in spec.grid.sizes:
+                for seed in spec.grid.seeds:
+                    cells.append(Cell(language, size, seed, model, spec.objective))
+    return cells
+
+
+def check_grid(spec: SweepSpec) -> dict[str, int]:
+    """Load every language's pools (fetching data once, before workers start) and check that
+    each size fits the training pool and each held-out request fits the held-out pool.
+
+    Returns:
+        Training pool size per language.
+
+    Raises:
+        ConfigError: naming every language whose pool is too small, with its cap.
+    """
+    rules = PairFilter(spec.data.min_words, spec.data.max_words, spec.data.heldout_fraction)
+    caps, problems = {}, []
+    for language in spec.data.languages:
+        pools = load_pools(spec.data.source, language, rules)
+        caps[language] = len(pools.train)
+        if max(spec.grid.sizes) > len(pools.train):
+            problems.append(
+                f"size {max(spec.grid.sizes)} exceeds the {language} training pool "
+                f"({len(pools.train)} pairs)"
+            )
+        if spec.eval.heldout_size > len(pools.heldout):
+            problems.append(
+                f"eval.heldout_size={spec.eval.heldout_size} exceeds the {language} held-out "
+                f"pool ({len(pools.heldout)} pairs)"
+            )
+    if problems:
+        raise ConfigError(
+            f"The grid does not fit the data: {'; '.join(problems)}; lower grid.sizes or "
+            "eval.heldout_size, or add data."
+        )
+    return caps
+
+
+def storage_url(spec: SweepSpec, override: str | None = None) -> str | None:
+    """The ledger URL: the command-line override, the spec's, or None (journal in the folder)."""
+    return override or spec.ledger.storage or None
+
+
+def open_ledger(spec: SweepSpec, storage: str | None = None) -> Ledger:
+    """Open the spec's ledger (creating the study) and store the resolved spec in it."""
+    ledger = Ledger.open(
+        storage_url(spec, storage),
+        spec.study_name(),
+        spec.sweep_dir,
+        heartbeat_interval_s=spec.ledger.heartbeat_s,
+        max_retries=spec.ledger.max_retries,
+    )
+    ledger.set_study_attr("spec", spec_to_dict(spec))
+    return ledger
+
+
+def spec_from_ledger(ledger: Ledger) -> SweepSpec:
+    """The spec `plan-sweep launch` stored in the ledger (for workers that join later)."""
+    stored = ledger.study_attr("spec")
+    if not isinstance(stored, dict):
+        raise LedgerError(
+            "The study holds no sweep spec; start it with `plan-sweep launch SPEC` first."
+        )
+    return spec_from_dict(stored, where="the ledger's stored spec")
+
+
+def _pick_gpu() -> None:
+    """Give each local worker process its own GPU (worker-i -> device i mod count)."""
+    import torch
+
+    if torch.cuda.device_count() > 1:
+        name = multiprocessing.current_process().name
+        index = int(name.rsplit("-", 1)[-1]) if name.rsplit("-", 1)[-1].isdigit() else 0
+        torch.cuda.set_device(index % torch.cuda.device_count())
+
+
+def make_run_cell(spec_dict: dict[str, Any]) -> Callable[[Cell], CellOutcome]:
+    """The worker-side cell function for a spec (a picklable factory for worker processes)."""
+    from sweeps.run import run_cell
+
+    _pick_gpu()
+    return functools.partial(run_cell, spec_from_dict(spec_dict))
+
+
+def results_table(ledger: Ledger, study_name: str) -> pd.DataFrame:
+    """The tidy results table (contract 3): one row per finished run and metric.
+
+    `tokens_per_example` is the language's mean over its trained runs (one value per
+    language, as `plan-fit` and `plan-allocate` read it).
+    """
+    rows: list[dict[str, Any]] = []
+    for record in ledger.records():
+        if record.state is not RunState.DONE:
+            continue
+        attrs = record.attrs
+        for metric, value in record.metrics.items():
+            rows.append(
+                {
+                    "language": record.cell.language,
+                    "n_examples": record.cell.n_examples,
+                    "seed": record.cell.seed,
+                    "model": record.cell.model,
+                    "n_params": attrs.get("n_params"),
+                    "objective": record.cell.objective,
+                    "metric": metric,
+                    "value": value,
+                    "higher_is_better": HIGHER_IS_BETTER.get(metric, True),
+                    "train_tokens": attrs.get("train_tokens", 0),
+                    "wall_s": attrs.get("wall_s"),
+                    **{key: attrs.get(key) for key in EXTRA_COLUMNS[:-2]},
+                    "study": study_name,
+                    "trial": record.trial_number,
+                }
+            )
+    table = pd.DataFrame(rows, columns=[*RESULTS_COLUMNS, *EXTRA_COLUMNS])
+    if not table.empty:
+        per_language = table.groupby("language")["tokens_per_example"].mean()
+        table["tokens_per_example"] = table["language"].map(per_language)
+    return table.sort_values(["language", "model", "objective", "n_examples", "seed", "metric"])
+
+
+def export_results(ledger: Ledger, study_name: str, path: Path) -> pd.DataFrame:
+    """Write `results_table` to `path` atomically; return the table."""
+    table = results_table(ledger, study_name)
+    buffer = io.StringIO()
+    table.to_csv(buffer, index=False)
+    atomic_write_text(path, buffer.getvalue())
+    return table

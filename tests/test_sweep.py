@@ -1,0 +1,103 @@
+"""The smoke sweep end to end through `plan-sweep`: launch, status, export, relaunch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from muit_core import ConfigError
+from sweeps import cli
+from sweeps.ledger import Ledger
+from sweeps.spec import load_spec
+from sweeps.sweep import RESULTS_COLUMNS, check_grid, grid_cells
+
+
+@pytest.fixture(scope="module")
+def smoke_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Run the smoke spec once into a temporary folder; return the sweep folder."""
+    out = tmp_path_factory.mktemp("smoke")
+    assert cli.main(["launch", "smoke", f"out_dir={str(out / 'runs')!r}"]) == 0
+    return out / "runs"
+
+
+def test_grid_has_base_and_every_size() -> None:
+    spec = load_spec("smoke")
+    cells = grid_cells(spec)
+    assert len(cells) == 2 * (1 + 3)
+    assert {c.n_examples for c in cells} == {0, 16, 32, 64}
+
+
+def test_size_above_pool_is_rejected_before_anything_runs() -> None:
+    spec = load_spec("smoke", ["grid.sizes=[16, 10000000]"])
+    with pytest.raises(ConfigError, match=r"size 10000000 exceeds the el training pool \(\d+"):
+        check_grid(spec)
+
+
+def test_results_csv_has_every_cell_and_loss_falls(smoke_sweep: Path) -> None:
+    table = pd.read_csv(smoke_sweep / "results.csv")
+    assert list(table.columns[: len(RESULTS_COLUMNS)]) == list(RESULTS_COLUMNS)
+    runs = table.drop_duplicates(["language", "n_examples", "seed"])
+    assert len(runs) == 8
+    ce = table[table.metric == "heldout_ce"].set_index(["language", "n_examples"])["value"]
+    for language in ("el", "hi"):
+        assert ce[(language, 64)] < ce[(language, 0)]
+    assert set(table.metric) == {"heldout_ce", "chrf", "bleu"}
+    trained = table[table.n_examples > 0]
+    assert (trained.train_tokens > 0).all() and (trained.wall_s > 0).all()
+    assert (table.n_available > 1000).all() and table.objective.eq("sft").all()
+
+
+def test_relaunching_a_finished_sweep_runs_nothing(smoke_sweep: Path) -> None:
+    spec = load_spec("smoke", [f"out_dir={str(smoke_sweep)!r}"])
+    before = Ledger.open(None, spec.study_name(), smoke_sweep).records(history=True)
+    assert cli.main(["launch", "smoke", f"out_dir={str(smoke_sweep)!r}"]) == 0
+    after = Ledger.open(None, spec.study_name(), smoke_sweep).records(history=True)
+    assert [r.trial_number for r in after] == [r.trial_number for r in before]
+
+
+def test_status_and_export_commands(
+    smoke_sweep: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    override = f"out_dir={str(smoke_sweep)!r}"
+    assert cli.main(["status", "smoke", override]) == 0
+    out = capsys.readouterr().out
+    assert "done" in out and "el" in out and "all" in out
+    target = tmp_path / "r.csv"
+    assert cli.main(["export", "smoke", override, "--out", str(target)]) == 0
+    assert "8 runs" in capsys.readouterr().out
+    assert len(pd.read_csv(target)) == 24
+
+
+def test_a_worker_joins_with_only_the_storage_url_and_study(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What a second machine does: the spec comes from the ledger, not from a file."""
+    overrides = [
+        f"out_dir={str(tmp_path / 'sweep')!r}",
+        "data.languages=['hi']",
+        "grid.sizes=[16]",
+        "grid.include_base=False",
+    ]
+    assert cli.main(["launch", "smoke", *overrides, "--workers", "0"]) == 0
+    printed = capsys.readouterr().out
+    assert "plan-sweep worker --storage journal://" in printed
+    spec = load_spec("smoke", overrides)
+    journal = (tmp_path / "sweep" / "ledger.journal").resolve()
+    assert not Ledger.open(None, spec.study_name(), tmp_path / "sweep").records()[0].metrics
+    args = ["--storage", f"journal://{journal}", "--study", spec.study_name()]
+    assert cli.main(["worker", *args, "--sweep-dir", str(tmp_path / "sweep")]) == 0
+    assert "1 done, 0 failed" in capsys.readouterr().out
+    assert cli.main(["export", *args, "--out", str(tmp_path / "r.csv")]) == 0
+    table = pd.read_csv(tmp_path / "r.csv")
+    assert set(table.n_examples) == {16} and set(table.language) == {"hi"}
+
+
+def test_unreachable_storage_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(
+        ["status", "--storage", "postgresql://nobody@127.0.0.1:1/none", "--study", "x"]
+    )
+    assert code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0].startswith("plan-sweep: error: Cannot open the ledger storage")

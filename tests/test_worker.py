@@ -1,0 +1,159 @@
+"""Workers as real processes sharing a ledger: killed mid-run, interrupted, two at once.
+
+The cell function (`test_worker_helpers.fake_train`) stands in for the trainer, which has its
+own tests. Heartbeats every 1 s with a 3 s grace period keep the crash tests short.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from postgres_server import postgres_url, storage_url, unique_study  # noqa: F401
+from test_worker_helpers import (
+    BARRIER_DIR_ENV,
+    SLEEP_ENV,
+    SLOW_CELL_ENV,
+    STARTED_DIR_ENV,
+    expected_metrics,
+    make_fake_train,
+)
+
+from muit_core import ConfigError
+from sweeps.ledger import Cell, Ledger, RunState
+from sweeps.worker import format_run, run_local_workers
+
+HELPERS = Path(__file__).with_name("test_worker_helpers.py")
+GRACE_S = 3
+
+
+# SQLite's multi-process runs are slow here and its claim lock is also raced in test_ledger.py.
+PROCESS_STORAGE_KINDS = [
+    "journal",
+    pytest.param("postgres", marks=pytest.mark.postgres),
+    pytest.param("sqlite", marks=pytest.mark.slow),
+]
+
+
+@pytest.fixture(params=PROCESS_STORAGE_KINDS)
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return storage_url(request.param, tmp_path, request)
+
+
+def start_worker(url: str, study: str, folder: Path, **env: str) -> subprocess.Popen[bytes]:
+    """One worker process running `fake_train`, steered by the helpers' environment variables."""
+    command = [sys.executable, str(HELPERS), url, study, str(folder)]
+    command += ["--heartbeat-s", "1", "--grace-s", str(GRACE_S)]
+    log = open(folder / f"worker-{time.monotonic_ns()}.log", "wb")  # noqa: SIM115
+    return subprocess.Popen(command, env={**os.environ, **env}, stdout=log, stderr=log)
+
+
+def wait_for(path_glob: str, folder: Path, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not list(folder.glob(path_glob)):
+        assert time.monotonic() < deadline, f"nothing matched {path_glob} in {timeout_s} s"
+        time.sleep(0.05)
+
+
+def worker_logs(folder: Path) -> str:
+    return "\n".join(p.read_text(errors="replace") for p in sorted(folder.glob("worker-*.log")))
+
+
+def test_worker_killed_mid_run_loses_nothing_and_its_cell_reruns(url: str, tmp_path: Path) -> None:
+    study, started = unique_study(), tmp_path / "started"
+    started.mkdir()
+    cells = [Cell("el", n, 0) for n in (0, 16, 64, 256)]
+    slow = cells[2]
+    ledger = Ledger.open(url, study, tmp_path, heartbeat_interval_s=1, grace_period_s=GRACE_S)
+    ledger.enqueue(cells)
+
+    doomed = start_worker(
+        url, study, tmp_path, **{SLOW_CELL_ENV: slow.key, STARTED_DIR_ENV: str(started)}
+    )
+    wait_for(f"{slow.key.replace('/', '_')}.*", started)
+    before = {r.cell: r for r in ledger.records()}
+    assert [before[c].state for c in cells] == [
+        RunState.DONE,
+        RunState.DONE,
+        RunState.RUNNING,
+        RunState.WAITING,
+    ]
+    rescuer = start_worker(url, study, tmp_path)  # starts up while the grace period runs
+    doomed.send_signal(signal.SIGKILL)
+    assert doomed.wait(timeout=10) == -signal.SIGKILL
+    assert rescuer.wait(timeout=60) == 0, worker_logs(tmp_path)
+    history = ledger.records(history=True)
+    assert Counter(r.cell for r in history if r.state == RunState.DONE) == Counter(cells)
+    for record in ledger.records():
+        assert record.state == RunState.DONE
+        assert record.metrics == pytest.approx(expected_metrics(record.cell))
+    for cell in cells[:2]:  # finished before the kill: kept as they were, not rerun
+        assert [r.trial_number for r in history if r.cell == cell] == [before[cell].trial_number]
+    attempts = [r for r in history if r.cell == slow]
+    assert [(r.attempt, r.state) for r in attempts] == [(1, RunState.FAILED), (2, RunState.DONE)]
+    assert attempts[0].error is not None and "stopped sending heartbeats" in attempts[0].error
+    assert attempts[0].worker != attempts[1].worker
+
+
+def test_two_workers_run_every_cell_exactly_once(url: str, tmp_path: Path) -> None:
+    study = unique_study()
+    cells = [Cell(lang, n, seed) for lang in ("el", "hi") for n in (0, 16, 64) for seed in (0, 1)]
+    ledger = Ledger.open(url, study, tmp_path, heartbeat_interval_s=1, grace_period_s=GRACE_S)
+    assert ledger.enqueue(cells) == len(cells)
+    # Both workers start taking cells at the same moment, so their first claims race.
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    env = {BARRIER_DIR_ENV: str(barrier), SLEEP_ENV: "0.1"}
+    workers = [start_worker(url, study, tmp_path, **env) for _ in range(2)]
+    deadline = time.monotonic() + 60
+    while len(list(barrier.glob("ready.*"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    (barrier / "go").touch()
+    assert [w.wait(timeout=60) for w in workers] == [0, 0], worker_logs(tmp_path)
+
+    history = ledger.records(history=True)
+    assert len(history) == len(cells)  # no duplicates, no retries
+    assert Counter(r.cell for r in history if r.state == RunState.DONE) == Counter(cells)
+    per_worker = Counter(r.worker for r in history)
+    assert len(per_worker) == 2, per_worker  # both took part
+
+
+def test_sigterm_fails_the_run_as_interrupted_and_requeues_it_at_once(tmp_path: Path) -> None:
+    url, study, started = f"journal://{tmp_path / 'l.journal'}", unique_study(), tmp_path / "s"
+    started.mkdir()
+    cell = Cell("el", 16, 0)
+    ledger = Ledger.open(url, study, tmp_path, heartbeat_interval_s=1)
+    ledger.enqueue([cell])
+    worker = start_worker(
+        url, study, tmp_path, **{SLOW_CELL_ENV: cell.key, STARTED_DIR_ENV: str(started)}
+    )
+    wait_for("el_*", started)
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=20) == 128 + signal.SIGTERM
+    first, retry = ledger.records(history=True)
+    assert (first.state, first.error) == (
+        RunState.FAILED,
+        "Interrupted by SystemExit; the worker stopped.",
+    )
+    assert (retry.state, retry.attempt) == (RunState.WAITING, 2)
+
+
+def test_local_worker_processes_share_the_sweep(tmp_path: Path) -> None:
+    url, study = f"journal://{tmp_path / 'l.journal'}", unique_study()
+    cells = [Cell("vi", n, 0) for n in (0, 16, 64, 256)]
+    Ledger.open(url, study, tmp_path).enqueue(cells)
+    codes = run_local_workers(2, url, study, tmp_path, make_fake_train, heartbeat_interval_s=1)
+    assert codes == [0, 0]
+    records = Ledger.open(url, study, tmp_path).records()
+    assert [r.state for r in records] == [RunState.DONE] * len(cells)
+    assert format_run(records[0]).startswith("vi/n=0/seed=0/model=default/sft done in 0.")
+    with pytest.raises(ConfigError, match=r"n_workers=0 must be at least 1"):
+        run_local_workers(0, url, study, tmp_path, make_fake_train)
+    with pytest.raises(ConfigError, match=r"Cannot send run_cell_factory"):
+        run_local_workers(1, url, study, tmp_path, lambda: make_fake_train())
