@@ -1,0 +1,235 @@
+"""`plan-fit`: fit per-language scaling laws, with uncertainty, to a sweep's results table.
+
+Reads `results.csv` (or any CSV with the contract's columns), fits each language's law for the
+chosen metric (`--law auto` picks by held-out extrapolation error), bootstraps over runs, and
+writes the laws file for `plan-allocate`, a table on stdout and PNG plots.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import fits._blas  # noqa: F401 - first: sets BLAS threads before numpy loads
+from fits.data import (
+    KNOWN_CEILINGS,
+    group_keys,
+    metric_direction,
+    points_by_language,
+    read_results,
+    select_metric,
+)
+from fits.fitting import FitOptions
+from fits.pipeline import LAW_CHOICES, FitRequest, fit_all
+from fits.plots import plot_language, plot_overview, save_figure
+from fits.report import format_table, summary
+from fits.result import write_laws
+from muit_core import ConfigError, DataError, parse_count
+from muit_core.cli import add_common_flags, run_main
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import pandas as pd
+
+    from fits.data import Points
+    from fits.result import LawsFile
+
+log = logging.getLogger("plan-fit")
+
+EPILOG = """examples:
+  plan-fit runs/smoke/results.csv
+      fit heldout_ce per language, law chosen by extrapolation error; writes runs/smoke/fits/
+  plan-fit results.csv --metric chrf --law saturating --bootstrap 2000 --seed 1
+  plan-fit results.csv --law similarity            pooled law: shared exponent, gamma per language
+  plan-fit results.csv --law power --share beta    pooled power law with one exponent
+  plan-fit results.csv --law chinchilla --n-params 135M   model-size axis from n_params
+  plan-fit results.csv --format json --no-plots > fits.json
+
+outputs (in --out, default: a fits/ folder next to the CSV):
+  laws.json (one laws_<objective>_<model>.json per group when the table has several),
+  plots/<language>.png and plots/overview.png
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line parser of `plan-fit`."""
+    parser = argparse.ArgumentParser(
+        prog="plan-fit",
+        description=__doc__,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("results_csv", type=Path, help="results table (contract 3)")
+    parser.add_argument(
+        "--metric", default="heldout_ce", help="metric to fit (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--law", default="auto", choices=LAW_CHOICES, help="law to fit (default: auto)"
+    )
+    parser.add_argument(
+        "--share",
+        default="",
+        help="comma-separated parameters shared across languages, e.g. alpha",
+    )
+    parser.add_argument(
+        "--bootstrap",
+        type=int,
+        default=1000,
+        help="bootstrap draws over runs (default: 1000; 0: none)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
+    parser.add_argument(
+        "--holdout",
+        type=int,
+        default=1,
+        help="largest sizes held out to score extrapolation (default: 1)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="output folder (default: <csv folder>/fits)"
+    )
+    parser.add_argument(
+        "--plan-max",
+        default=None,
+        help="largest data size of the planning range, in examples, e.g. 500k "
+        "(default: 100x the largest size)",
+    )
+    parser.add_argument(
+        "--objective", default=None, help="fit only runs of this objective (sft, dft)"
+    )
+    parser.add_argument("--model", default=None, help="fit only runs of this base model")
+    parser.add_argument(
+        "--n-params",
+        default=None,
+        help="model size a chinchilla fit predicts at, in parameters, e.g. 135M "
+        "(default: the largest run)",
+    )
+    parser.add_argument(
+        "--max-value",
+        type=float,
+        default=None,
+        help="highest possible value of a bounded score (default: 100 for chrf and bleu)",
+    )
+    parser.add_argument(
+        "--drop-nonfinite",
+        action="store_true",
+        help="skip rows with NaN or inf values instead of failing",
+    )
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    parser.add_argument(
+        "--format",
+        choices=("table", "json"),
+        default="table",
+        help="stdout format (default: table)",
+    )
+    add_common_flags(parser)
+    return parser
+
+
+def _groups(rows: pd.DataFrame, args: argparse.Namespace) -> list[tuple[str, str]]:
+    """The (objective, model) groups to fit, after --objective and --model."""
+    by_model = args.law != "chinchilla"
+    keys = group_keys(rows, by_model=by_model)
+    for flag, position in (("objective", 0), ("model", 1)):
+        wanted = getattr(args, flag)
+        if wanted is None:
+            continue
+        if flag == "model" and not by_model:
+            raise ConfigError(
+                "--model does not apply to the chinchilla law, which fits across models."
+            )
+        present = sorted({key[position] for key in keys})
+        if wanted not in present:
+            raise DataError(
+                f"No runs with {flag} {wanted!r}; the table has: {', '.join(present)}."
+            )
+        keys = [key for key in keys if key[position] == wanted]
+    return keys
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "x"
+
+
+def _write_plots(
+    laws_file: LawsFile, points: dict[str, Points], folder: Path, plan_max: float
+) -> None:
+    for code, fit in laws_file.fits.items():
+        save_figure(
+            plot_language(fit, points.get(code), plan_max=plan_max), folder / f"{_slug(code)}.png"
+        )
+    save_figure(plot_overview(laws_file, points, plan_max=plan_max), folder / "overview.png")
+    log.info("Wrote %d plot(s) to %s", len(laws_file.fits) + 1, folder)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run `plan-fit` on parsed arguments; returns the exit code."""
+    if args.bootstrap < 0:
+        raise ConfigError(f"--bootstrap must be >= 0; got {args.bootstrap}.")
+    share = tuple(name.strip() for name in args.share.split(",") if name.strip())
+    model_size = parse_count(args.n_params, what="--n-params") if args.n_params else None
+    ceiling = args.max_value if args.max_value is not None else KNOWN_CEILINGS.get(args.metric)
+    request = FitRequest(
+        law=args.law,
+        share=share,
+        n_holdout=args.holdout,
+        options=FitOptions(
+            n_bootstrap=args.bootstrap, seed=args.seed, model_size=model_size, ceiling=ceiling
+        ),
+    )
+    frame = read_results(args.results_csv)
+    rows = select_metric(frame, args.metric, drop_nonfinite=args.drop_nonfinite)
+    higher = metric_direction(frame, args.metric)
+    out_dir = args.out if args.out is not None else args.results_csv.parent / "fits"
+    groups = _groups(rows, args)
+    outputs = []
+    for objective, model in groups:
+        points = points_by_language(rows, objective, model)
+        label = objective if model == "*" else f"{objective}/{model}"
+        log.info("Fitting %s for %d language(s) (%s)", args.metric, len(points), label)
+        laws_file = fit_all(
+            points,
+            request,
+            metric=args.metric,
+            higher_is_better=higher,
+            source=str(args.results_csv),
+            objective=objective,
+            model=None if model == "*" else model,
+        )
+        name = "laws" if len(groups) == 1 else f"laws_{_slug(objective)}_{_slug(model)}"
+        path = write_laws(laws_file, out_dir / f"{name}.json")
+        log.info("Wrote %s", path)
+        if not args.no_plots:
+            largest = float(rows["n_examples"].max())
+            plan_max = (
+                parse_count(args.plan_max, what="--plan-max") if args.plan_max else 100.0 * largest
+            )
+            plot_dir = out_dir / ("plots" if len(groups) == 1 else f"plots_{name[5:]}")
+            _write_plots(laws_file, points, plot_dir, plan_max)
+        outputs.append((laws_file, str(path)))
+    if args.format == "json":
+        payload = [summary(laws_file, path) for laws_file, path in outputs]
+        json.dump(payload[0] if len(payload) == 1 else payload, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write("\n".join(format_table(laws_file, path) for laws_file, path in outputs))
+    failed = [
+        code for laws_file, _ in outputs for code, fit in laws_file.fits.items() if not fit.success
+    ]
+    if failed:
+        log.warning("No usable fit for %s; see the table's messages.", ", ".join(failed))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `plan-fit`."""
+    return run_main(build_parser(), run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,267 @@
+"""Read a results table (contract 3) and turn it into per-language points to fit.
+
+The table is tidy: one row per (finished run, metric). Any CSV with the required columns works,
+so results from other tools can be planned on too.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from muit_core import DataError
+
+if TYPE_CHECKING:
+    import os
+
+    from numpy.typing import NDArray
+
+log = logging.getLogger(__name__)
+
+REQUIRED_COLUMNS = (
+    "language",
+    "n_examples",
+    "seed",
+    "model",
+    "n_params",
+    "objective",
+    "metric",
+    "value",
+    "higher_is_better",
+    "train_tokens",
+    "wall_s",
+)
+DATA_COLUMNS = ("n_available", "tokens_per_example", "corpus")
+"""Optional per-language columns carried into the laws file."""
+
+KNOWN_DIRECTIONS = {"heldout_ce": False, "chrf": True, "bleu": True}
+"""Whether higher is better for the metrics the sweep writes; the CSV decides for others."""
+
+KNOWN_CEILINGS = {"chrf": 100.0, "bleu": 100.0}
+"""The highest value a bounded score can take; fitted ceilings stay at or below it."""
+
+
+def _frozen(values: NDArray[Any]) -> NDArray[Any]:
+    values = np.array(values)
+    values.setflags(write=False)
+    return values
+
+
+@dataclass(frozen=True)
+class Points:
+    """One language's runs for one metric: the data a law is fitted to.
+
+    Attributes:
+        language: language code.
+        d: data size of each run, in training examples (0 for the untuned model).
+        y: metric value of each run.
+        seed: seed of each run.
+        n: model size of each run, in parameters.
+        data: the language's pool facts (`n_available`, `tokens_per_example`, `corpus`).
+    """
+
+    language: str
+    d: NDArray[np.float64]
+    y: NDArray[np.float64]
+    seed: NDArray[np.int64]
+    n: NDArray[np.float64]
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        d = np.asarray(self.d, dtype=np.float64)
+        shapes = {d.shape, np.shape(self.y), np.shape(self.seed), np.shape(self.n)}
+        if len(shapes) != 1 or d.ndim != 1:
+            raise DataError(f"Points for {self.language!r} have mismatched lengths: {shapes}.")
+        object.__setattr__(self, "d", _frozen(d))
+        object.__setattr__(self, "y", _frozen(np.asarray(self.y, dtype=np.float64)))
+        object.__setattr__(self, "seed", _frozen(np.asarray(self.seed, dtype=np.int64)))
+        object.__setattr__(self, "n", _frozen(np.asarray(self.n, dtype=np.float64)))
+        object.__setattr__(self, "data", dict(self.data))
+
+    def __len__(self) -> int:
+        return int(self.d.size)
+
+    @property
+    def sizes(self) -> NDArray[np.float64]:
+        """Distinct data sizes, ascending."""
+        return np.unique(self.d)
+
+    def select(self, mask: NDArray[np.bool_]) -> Points:
+        """A copy holding only the runs where `mask` is true."""
+        return Points(
+            self.language, self.d[mask], self.y[mask], self.seed[mask], self.n[mask], self.data
+        )
+
+    def positive(self) -> Points:
+        """The runs with `d > 0` (drops the untuned model's zero-data points)."""
+        return self.select(self.d > 0)
+
+    def below(self, d_limit: float) -> Points:
+        """The runs with `d < d_limit`."""
+        return self.select(self.d < d_limit)
+
+    def seed_summary(self) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+        """Per distinct size: `(sizes, mean over seeds, standard deviation over seeds)`.
+
+        The standard deviation is 0 where a size has a single run.
+        """
+        sizes = self.sizes
+        means = np.array([self.y[self.d == s].mean() for s in sizes])
+        stds = np.array(
+            [self.y[self.d == s].std(ddof=1) if (self.d == s).sum() > 1 else 0.0 for s in sizes]
+        )
+        return sizes, means, stds
+
+
+def read_results(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read a results table and check that it has every required column.
+
+    Raises:
+        DataError: the file is missing or unreadable, or columns are missing (they are named).
+    """
+    target = Path(path)
+    if not target.is_file():
+        raise DataError(f"No results table at {str(target)!r}; give the sweep's results.csv.")
+    try:
+        frame = pd.read_csv(target, dtype={"language": str, "model": str, "objective": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise DataError(f"Cannot read {str(target)!r} as CSV: {err}.") from err
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"The results table {str(target)!r} lacks the column(s) {', '.join(missing)}; "
+            f"required: {', '.join(REQUIRED_COLUMNS)}."
+        )
+    if frame.empty:
+        raise DataError(f"The results table {str(target)!r} has no rows.")
+    return frame
+
+
+def metric_direction(frame: pd.DataFrame, metric: str) -> bool:
+    """Whether higher is better for `metric`: known for the sweep's metrics, else the CSV's."""
+    rows = frame.loc[frame["metric"] == metric, "higher_is_better"]
+    from_csv = {_as_bool(v) for v in rows.dropna().unique()}
+    if metric in KNOWN_DIRECTIONS:
+        known = KNOWN_DIRECTIONS[metric]
+        if from_csv and from_csv != {known}:
+            log.warning("The table's higher_is_better for %s disagrees; using %s.", metric, known)
+        return known
+    if len(from_csv) != 1:
+        raise DataError(
+            f"The table's higher_is_better column for metric {metric!r} is "
+            f"{'missing' if not from_csv else 'inconsistent'}; set it to true or false."
+        )
+    return from_csv.pop()
+
+
+def _as_bool(value: Any) -> bool:
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in {"true", "1", "yes"}:
+            return True
+        if lowered in {"false", "0", "no"}:
+            return False
+        raise DataError(f"Cannot read higher_is_better={value!r} as true or false.")
+    return bool(value)
+
+
+def select_metric(
+    frame: pd.DataFrame, metric: str, *, drop_nonfinite: bool = False
+) -> pd.DataFrame:
+    """The rows of one metric, checked: finite values, non-negative sizes, positive models.
+
+    Args:
+        frame: a table from `read_results`.
+        metric: the metric to fit.
+        drop_nonfinite: drop rows with NaN or inf values (logged) instead of raising.
+
+    Raises:
+        DataError: the metric is absent (the present ones are listed), or values are not
+            finite and `drop_nonfinite` is false, or sizes are negative.
+    """
+    present = sorted(str(m) for m in frame["metric"].dropna().unique())
+    if metric not in present:
+        raise DataError(
+            f"Metric {metric!r} is not in the results table; it has: {', '.join(present)}. "
+            "Pick one with --metric."
+        )
+    rows = frame.loc[frame["metric"] == metric].copy()
+    for column in ("value", "n_examples", "n_params"):
+        rows[column] = pd.to_numeric(rows[column], errors="coerce")
+    bad = ~np.isfinite(rows[["value", "n_examples", "n_params"]].to_numpy(dtype=float)).all(axis=1)
+    if bad.any():
+        where = ", ".join(
+            f"{r.language}@{r.n_examples}/seed {r.seed}"
+            for r in rows.loc[bad].head(5).itertuples()
+        )
+        if not drop_nonfinite:
+            raise DataError(
+                f"{int(bad.sum())} row(s) of {metric!r} hold NaN or inf in value, n_examples "
+                f"or n_params ({where}); fix them, or pass --drop-nonfinite to skip them."
+            )
+        log.warning("Dropping %d non-finite row(s) of %s: %s", int(bad.sum()), metric, where)
+        rows = rows.loc[~bad]
+    if (rows["n_examples"] < 0).any():
+        raise DataError(
+            f"Metric {metric!r} has rows with negative n_examples; sizes must be >= 0."
+        )
+    if rows.empty:
+        raise DataError(f"No usable rows of metric {metric!r} remain.")
+    return rows
+
+
+def group_keys(rows: pd.DataFrame, *, by_model: bool = True) -> list[tuple[str, str]]:
+    """The (objective, model) groups present, sorted; model is `*` when not grouping by it."""
+    if by_model:
+        pairs = rows[["objective", "model"]].astype(str).drop_duplicates()
+        return sorted((str(o), str(m)) for o, m in pairs.itertuples(index=False))
+    return sorted((str(o), "*") for o in rows["objective"].astype(str).unique())
+
+
+def points_by_language(rows: pd.DataFrame, objective: str, model: str = "*") -> dict[str, Points]:
+    """Split one (objective, model) group into per-language `Points`, sorted by code.
+
+    `model="*"` keeps every model (for `chinchilla`, which uses `n_params` as its `n`).
+    """
+    mask = rows["objective"].astype(str) == objective
+    if model != "*":
+        mask &= rows["model"].astype(str) == model
+    group = rows.loc[mask]
+    out: dict[str, Points] = {}
+    for language, part in sorted(group.groupby(group["language"].astype(str))):
+        out[str(language)] = Points(
+            language=str(language),
+            d=part["n_examples"].to_numpy(dtype=float),
+            y=part["value"].to_numpy(dtype=float),
+            seed=part["seed"].to_numpy(dtype=np.int64),
+            n=part["n_params"].to_numpy(dtype=float),
+            data=_language_data(part),
+        )
+    return out
+
+
+def _language_data(part: pd.DataFrame) -> dict[str, Any]:
+    """The optional pool facts of one language, from its first non-empty value each."""
+    facts: dict[str, Any] = {}
+    for column in DATA_COLUMNS:
+        if column not in part.columns:
+            continue
+        values = part[column].dropna()
+        if values.empty:
+            continue
+        value = values.iloc[0]
+        if column == "n_available":
+            facts[column] = int(value)
+        elif column == "tokens_per_example":
+            number = float(value)
+            if math.isfinite(number):
+                facts[column] = number
+        else:
+            facts[column] = str(value)
+    return facts
