@@ -34,8 +34,17 @@ test-slow: setup
 
 test-all: test test-slow
 
+# The main job on the embedded default: sweep (resumes; a finished sweep is reused) -> fit ->
+# allocate 20k examples (the five languages' training pools hold ~49k pairs of 4-20 words).
+DEMO_DIR := runs/demo
+DEMO_BUDGET ?= 20k
 demo: setup
-	$(VENV)/bin/plan-sweep data --languages el,hi,tr,vi,zh-CN
+	$(VENV)/bin/plan-sweep data --languages el,hi,tr,vi,zh-CN --max-words 20
+	$(VENV)/bin/plan-sweep launch demo
+	$(VENV)/bin/plan-fit $(DEMO_DIR)/results.csv
+	$(VENV)/bin/plan-allocate $(DEMO_DIR)/fits/laws.json --budget $(DEMO_BUDGET) --out $(DEMO_DIR)/plan
+	@if [ -f notebooks/execute.py ]; then $(PY) notebooks/execute.py $(DEMO_DIR); fi
+	@echo "sweep: $(DEMO_DIR)/results.csv  laws: $(DEMO_DIR)/fits/  plan: $(DEMO_DIR)/plan/"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

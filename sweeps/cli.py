@@ -125,6 +125,11 @@ def cmd_model(args: argparse.Namespace) -> int:
 
 
 PROBE_EPILOG = """\
+Teacher-forced on held-out X -> English pairs (never training pairs), each layer's states are read
+through the model's own final norm and LM head. p_ref is the mean probability of the English
+reference's next token, top1 the share where it ranks first, ce_nats its cross-entropy. The
+layer where p_ref rises is the model's "English pivot"; DFT aims to move it earlier.
+
 examples:
   plan-sweep probe smollm2-135m-instruct --language el
   plan-sweep probe ./my-checkpoint --language hi --n 32 --max-words 20 --format json
@@ -132,9 +137,7 @@ examples:
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    """Logit lens on held-out X -> English pairs: per layer, the probability the model's own
-    final norm and LM head put on the English reference's next tokens, read from that layer.
-    Shows at which depth the English answer emerges (DFT aims to move it earlier)."""
+    """Logit lens: per layer, the probability the LM head puts on English references."""
     from sweeps.model import load_model
     from sweeps.probe import format_probe_table, logit_lens, probe_examples
     from sweeps.run import pick_device

@@ -225,6 +225,11 @@ def _check_values(spec: SweepSpec, problems: list[str]) -> None:
         problems.append(f"grid.sizes={list(spec.grid.sizes)} must be positive whole numbers")
     if not spec.grid.seeds or not spec.grid.models:
         problems.append("grid.seeds and grid.models must each list at least one value")
+    if spec.objective == "dft" and spec.data.direction == "en-x" and not spec.data.general_data:
+        problems.append(
+            "objective='dft' needs X -> English examples (a query in X with its English "
+            "parallel), but data.direction='en-x'; set data.direction to 'x-en' or 'both'"
+        )
     if spec.eval.generate_size > spec.eval.heldout_size:
         problems.append(
             f"eval.generate_size={spec.eval.generate_size} exceeds eval.heldout_size="
