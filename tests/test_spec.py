@@ -74,6 +74,6 @@ def test_study_name_ignores_grid_and_ledger_but_not_training() -> None:
 
 
 def test_dft_with_english_queries_only_is_rejected_at_load() -> None:
-    with pytest.raises(ConfigError, match="set data.direction to 'x-en' or 'both'"):
+    with pytest.raises(ConfigError, match=r"set data\.direction to 'x-en' or 'both'"):
         load_spec("smoke", ["objective='dft'"])
     assert load_spec("smoke", ["objective='dft'", "data.direction='x-en'"]).objective == "dft"

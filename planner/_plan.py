@@ -1,0 +1,134 @@
+"""One plan end to end: allocate, evaluate against the baselines, write config, table, plots."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from muit_core import atomic_write_text
+from planner._allocation import BaseAllocator
+from planner._baselines import baseline_allocators
+from planner._evaluate import (
+    Estimate,
+    budget_to_targets,
+    evaluate,
+    frontier,
+    frontier_budgets,
+    gain,
+)
+from planner._planner import Objective, PlannerAllocator, Robustness
+from planner._plots import plot_frontier, plot_marginal_value, save_figure
+from planner._problem import Problem
+from planner._report import PlanReport, format_table, objective_label, write_mixture
+
+log = logging.getLogger(__name__)
+
+
+def make_planner(
+    problem: Problem,
+    objective: Objective,
+    robust: Robustness | None = None,
+    targets: Sequence[float] | None = None,
+    seed: int = 0,
+) -> PlannerAllocator:
+    """The planner for a problem (targets in metric units, NaN for none)."""
+    return PlannerAllocator(objective, robust, targets, problem.higher_is_better, seed)
+
+
+def minimum_budget(problem: Problem, planner: PlannerAllocator) -> float:
+    """The least budget that reaches the planner's targets (whole examples, rounded up)."""
+    need = planner.required_amounts(problem.values, problem.constraints)
+    units = np.array(problem.constraints.units_per_example)
+    examples = np.ceil(need / units - 1e-9)  # as `PlannerAllocator.allocate` rounds them
+    return float(np.sum(examples * units))
+
+
+def run_plan(
+    problem: Problem,
+    budget: float,
+    objective: Objective,
+    robust: Robustness | None = None,
+    targets: Sequence[float] | None = None,
+    seed: int = 0,
+    command: str = "",
+    laws_path: str = "",
+    baselines: Sequence[BaseAllocator] | None = None,
+) -> PlanReport:
+    """Allocate `budget`, evaluate the planner and every baseline, and compare them.
+
+    Raises:
+        AllocationError: the budget cannot be split, or a target is out of reach.
+    """
+    planner = make_planner(problem, objective, robust, targets, seed)
+    others = tuple(baselines if baselines is not None else baseline_allocators())
+    allocation = planner.allocate(problem.values, budget, problem.constraints)
+    log.info(
+        "planner: %s, %s",
+        allocation.method,
+        dict(zip(allocation.languages, allocation.examples, strict=True)),
+    )
+    planned = evaluate(problem, allocation, objective, robust)
+    evaluations, gains = [], []
+    for allocator in others:
+        other = allocator.allocate(problem.values, budget, problem.constraints)
+        evaluations.append(evaluate(problem, other, objective, robust))
+        gains.append(gain(problem, allocation, other, objective))
+    needs: dict[str, float | None] | None = None
+    if objective is Objective.TARGET and targets is not None:
+        wanted = np.asarray(targets, dtype=float)
+        needs = {planner.name: minimum_budget(problem, planner)}
+        for allocator in others:
+            needs[allocator.name] = budget_to_targets(problem, allocator, wanted)
+        # The target objective is the budget: the gain is what the planner saves.
+        mine = needs[planner.name]
+        assert mine is not None
+        gains = [
+            Estimate(math.nan if (theirs := needs[a.name]) is None else theirs - mine)
+            for a in others
+        ]
+    return PlanReport(
+        problem=problem,
+        objective=objective,
+        robust=robust,
+        budget=budget,
+        planner=planned,
+        baselines=tuple(evaluations),
+        gains=tuple(gains),
+        targets=None if targets is None else tuple(float(t) for t in targets),
+        budgets_to_targets=needs,
+        command=command,
+        laws_path=laws_path,
+    )
+
+
+def write_outputs(
+    report: PlanReport,
+    out_dir: Path,
+    frontier_points: int = 16,
+    seed: int = 0,
+    plots: bool = True,
+) -> list[Path]:
+    """Write the mixture (YAML, JSON), the table and (unless `plots` is false) both plots."""
+    problem = report.problem
+    paths = list(write_mixture(report, out_dir))
+    paths.append(atomic_write_text(out_dir / "table.txt", format_table(report) + "\n"))
+    if not plots:
+        return paths
+    if report.planner.allocation.method == "global search":  # seconds per point, not ms
+        frontier_points = max(6, frontier_points // 2)
+    budgets = frontier_budgets(problem, report.budget, frontier_points)
+    planner = make_planner(problem, report.objective, report.robust, report.targets, seed)
+    curves = frontier(problem, [planner, *baseline_allocators()], budgets, report.objective)
+    figure = plot_frontier(
+        budgets, curves, report.budget, problem.constraints.unit, objective_label(report)
+    )
+    paths.append(save_figure(figure, out_dir / "frontier.png"))
+    figure = plot_marginal_value(problem, report.planner.allocation, report.objective)
+    paths.append(save_figure(figure, out_dir / "marginal_value.png"))
+    if any(math.isnan(p.value) for p in curves[planner.name]):
+        log.info("The frontier leaves out budgets the planner cannot split (below its floors).")
+    return paths

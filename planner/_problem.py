@@ -1,0 +1,231 @@
+"""From a laws file and the command's options to the allocation problem: curves and bounds.
+
+This is the only module that knows `fits`' records; the allocators see a `LawValue` and
+`Constraints`.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from muit_core import ConfigError, DataError, format_count, parse_count
+from planner._allocation import Constraints
+from planner._values import LawCurve, LawValue
+
+if TYPE_CHECKING:
+    from fits import FitResult, LawsFile
+
+
+class Unit(enum.Enum):
+    """The budget's unit."""
+
+    EXAMPLES = "examples"
+    TOKENS = "tokens"  # each language's mean tokens per example, from the sweep
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Everything an allocation needs, for the languages being planned.
+
+    Attributes:
+        values: the languages' predicted utilities (metric, negated when lower is better).
+        constraints: floors, caps, weights and units.
+        metric: the metric's name.
+        higher_is_better: its direction.
+        corpora: where each language's pairs come from ('' when the laws file does not say).
+        laws: each language's law name.
+    """
+
+    values: LawValue
+    constraints: Constraints
+    metric: str
+    higher_is_better: bool
+    corpora: tuple[str, ...]
+    laws: tuple[str, ...]
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """Language codes, in plan order."""
+        return self.constraints.languages
+
+    @property
+    def sign(self) -> float:
+        """+1 when higher is better, else -1: utility = sign * metric."""
+        return 1.0 if self.higher_is_better else -1.0
+
+
+def parse_assignments(
+    text: str | None, what: str, known: Sequence[str], *, counts: bool = False
+) -> dict[str, float]:
+    """Read `el=2,hi=1` into {"el": 2.0, "hi": 1.0}.
+
+    Args:
+        text: what the user typed (None or '' for nothing).
+        what: the option's name, for messages.
+        known: the language codes that may appear.
+        counts: read values with `parse_count` (so `30k` works) instead of `float`.
+
+    Raises:
+        ConfigError: a malformed item, a repeated or unknown language, or a bad number.
+    """
+    out: dict[str, float] = {}
+    for item in (text or "").split(","):
+        if not item.strip():
+            continue
+        lang, sep, value = item.partition("=")
+        lang = lang.strip()
+        if not sep or not lang:
+            raise ConfigError(f"Cannot read {what}={text!r}; write it like el=2,hi=1.")
+        if lang not in known:
+            raise ConfigError(f"Unknown language {lang!r} in {what}. Known: {', '.join(known)}.")
+        if lang in out:
+            raise ConfigError(f"Language {lang!r} appears twice in {what}={text!r}.")
+        if counts:
+            out[lang] = parse_count(value.strip(), what=f"{what} {lang}")
+        else:
+            try:
+                out[lang] = float(value)
+            except ValueError:
+                raise ConfigError(
+                    f"Cannot read {what} {lang}={value!r} as a number; write it like {lang}=2."
+                ) from None
+            if not math.isfinite(out[lang]):
+                raise ConfigError(f"{what} {lang}={value!r} is not finite.")
+    return out
+
+
+def select_languages(laws: LawsFile, languages: str | None) -> tuple[str, ...]:
+    """The languages to plan: `--languages` in the given order, else the file's order."""
+    known = tuple(laws.fits)
+    if not known:
+        raise DataError("The laws file has no languages; run plan-fit on a results table.")
+    if not languages:
+        return known
+    chosen = tuple(code.strip() for code in languages.split(",") if code.strip())
+    for code in chosen:
+        if code not in known:
+            raise ConfigError(
+                f"Unknown language {code!r} in --languages. Known: {', '.join(known)}."
+            )
+    if len(set(chosen)) != len(chosen):
+        raise ConfigError(f"--languages={languages!r} names a language twice.")
+    return chosen
+
+
+def _curve(fit: FitResult, n_available: float, units_per_example: float) -> LawCurve:
+    from fits import LAWS
+
+    params = {**fit.params, **fit.fixed}
+    bad = [name for name, v in params.items() if not math.isfinite(v)]
+    if bad:
+        raise DataError(
+            f"The {fit.law} fit for {fit.language!r} has non-finite parameters "
+            f"({', '.join(bad)}); refit it, or leave the language out with --languages."
+        )
+    n_draws = fit.n_draws
+    draws = {name: fit.draws.get(name, (params[name],) * n_draws) for name in params}
+    return LawCurve(
+        language=fit.language,
+        law=LAWS[fit.law],
+        params=params,
+        draws=draws if n_draws else {},
+        higher_is_better=fit.higher_is_better,
+        n_available=n_available,
+        units_per_example=units_per_example,
+    )
+
+
+def build_problem(
+    laws: LawsFile,
+    languages: Sequence[str],
+    *,
+    unit: Unit = Unit.EXAMPLES,
+    max_epochs: float = 1.0,
+    floors: Mapping[str, float] | None = None,
+    weights: Mapping[str, float] | None = None,
+    available: Mapping[str, float] | None = None,
+    corpora: Mapping[str, str] | None = None,
+) -> Problem:
+    """The allocation problem for `languages` of a laws file.
+
+    Args:
+        laws: the laws file.
+        languages: the languages to plan, all present in `laws`.
+        unit: the budget's unit.
+        max_epochs: passes over each language's available pairs allowed (caps).
+        floors: least examples per language (missing: 0).
+        weights: objective weight per language (missing: 1).
+        available: training-pool sizes overriding the laws file's `n_available`.
+        corpora: corpus sources overriding the laws file's `corpus`.
+
+    Raises:
+        DataError: a fit failed, or a pool size or tokens-per-example figure is missing.
+        ConfigError: a weight, floor or epoch cap is not a positive number.
+    """
+    floors, weights = floors or {}, weights or {}
+    available, corpora = available or {}, corpora or {}
+    if not (math.isfinite(max_epochs) and max_epochs > 0):
+        raise ConfigError(
+            f"--max-epochs must be a positive number such as 1 or 4; got {max_epochs}."
+        )
+    curves, lows, highs, pools, units = [], [], [], [], []
+    for code in languages:
+        fit = laws.fits[code]
+        if not fit.success:
+            raise DataError(
+                f"The {fit.law} fit for {code!r} failed ({fit.message.rstrip('.')}); refit it, "
+                f"or leave it out with --languages."
+            )
+        n_avail = available.get(code, fit.data.get("n_available"))
+        if n_avail is None or not float(n_avail) > 0:
+            raise DataError(
+                f"The laws file gives no training-pool size for {code!r}; pass it with "
+                f"--available {code}=N (pairs)."
+            )
+        per_example = 1.0
+        if unit is Unit.TOKENS:
+            per_example = float(fit.data.get("tokens_per_example") or 0.0)
+            if not per_example > 0:
+                raise DataError(
+                    f"The laws file has no tokens_per_example for {code!r}; use --unit examples."
+                )
+        if weights.get(code, 1.0) <= 0:
+            raise ConfigError(f"--weights {code}={weights[code]:g} must be positive.")
+        pool = int(n_avail)
+        cap = math.floor(pool * max_epochs + 1e-9)
+        floor = math.ceil(floors.get(code, 0.0) - 1e-9)
+        if floor > cap:
+            raise ConfigError(
+                f"--min-per-language {code}={format_count(floor)} is above its cap of "
+                f"{format_count(cap)} examples ({format_count(pool)} pairs x --max-epochs "
+                f"{max_epochs:g}); lower the floor, raise --max-epochs or add data."
+            )
+        curves.append(_curve(fit, float(pool), per_example))
+        lows.append(floor)
+        highs.append(cap)
+        pools.append(pool)
+        units.append(per_example)
+    constraints = Constraints(
+        languages=tuple(languages),
+        min_examples=tuple(lows),
+        max_examples=tuple(highs),
+        n_available=tuple(pools),
+        weights=tuple(float(weights.get(code, 1.0)) for code in languages),
+        units_per_example=tuple(units),
+        unit=unit.value,
+        max_epochs=max_epochs,
+    )
+    return Problem(
+        values=LawValue(curves),
+        constraints=constraints,
+        metric=laws.metric,
+        higher_is_better=laws.higher_is_better,
+        corpora=tuple(
+            str(corpora.get(c, laws.fits[c].data.get("corpus") or "")) for c in languages
+        ),
+        laws=tuple(laws.fits[c].law for c in languages),
+    )

@@ -1,0 +1,221 @@
+"""`plan-allocate`: split a budget of translation examples across languages.
+
+Reads the laws file `plan-fit` writes, maximises the predicted objective under each language's
+cap (available pairs x --max-epochs) and floor, compares the result with uniform,
+proportional, temperature (T = 3.33, 5) and UniMax sampling, and writes the MuIT mixture
+config (YAML and JSON), the table and two plots into --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from muit_core import ConfigError, parse_count
+from muit_core.cli import add_common_flags, run_main
+from planner._plan import make_planner, minimum_budget, run_plan, write_outputs
+from planner._planner import Objective, Robustness
+from planner._problem import Problem, Unit, build_problem, parse_assignments, select_languages
+from planner._report import format_table, mixture_dict
+from planner._write_data import DATA_FORMATS, DataRequest, write_training_data
+
+log = logging.getLogger("plan-allocate")
+
+DEFAULT_LAWS = "fits/laws.json"  # what `plan-fit results.csv` writes, run in the same folder
+DEFAULT_OUT = "runs/allocate"
+
+EPILOG = """\
+examples:
+  plan-allocate laws.json --budget 1M
+  plan-allocate laws.json --budget 250k --max-epochs 4 --min-per-language 2k --weights el=2,hi=1
+  plan-allocate laws.json --budget 2.5e6 --unit tokens --objective maxmin
+  plan-allocate laws.json --objective target --targets el=55,hi=40      # least budget for these
+  plan-allocate laws.json --budget 1M --robust --quantile 0.1 --format json
+  plan-allocate laws.json --budget 1M --write-data runs/muit-data --direction both
+
+Budgets and floors accept 1M, 250k, 2.5e6 or 1_000_000. The budget is in --unit (examples by
+default; tokens uses each language's mean tokens per example from the sweep); floors and
+--available are in examples (pairs). Above one epoch, repeated data is valued by the
+data-constrained effective-data formula of Muennighoff et al. (2023).
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command's argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="plan-allocate",
+        description=__doc__,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "laws", nargs="?", default=DEFAULT_LAWS, metavar="LAWS_JSON",
+        help=f"laws file written by plan-fit (default: {DEFAULT_LAWS})",
+    )  # fmt: skip
+    parser.add_argument("--budget", help="budget in --unit, e.g. 1M, 250k, 2.5e6")
+    parser.add_argument(
+        "--unit", choices=[u.value for u in Unit], default="examples", help="the budget's unit"
+    )
+    parser.add_argument(
+        "--max-epochs", type=float, default=1.0, help="passes over each pool allowed (default 1)"
+    )
+    parser.add_argument(
+        "--min-per-language", default="0",
+        help="floor in examples: one count for all (2k) or per language (el=2k,hi=500)",
+    )  # fmt: skip
+    parser.add_argument("--weights", help="objective weight per language, e.g. el=2,hi=1")
+    parser.add_argument("--languages", help="plan only these languages, e.g. el,tr,vi")
+    parser.add_argument(
+        "--available", help="training-pool sizes where the laws file lacks them: el=30k,hi=3k"
+    )
+    parser.add_argument("--corpus", help="corpus per language for --write-data: el=PATH,...")
+    parser.add_argument(
+        "--objective", choices=[o.value for o in Objective], default="mean",
+        help="mean: weighted mean score (or loss); maxmin: raise the worst language; "
+        "target: least budget reaching --targets",
+    )  # fmt: skip
+    parser.add_argument("--targets", help="metric targets for --objective target: el=55,hi=40")
+    parser.add_argument(
+        "--robust", action="store_true",
+        help="maximise the expected objective over the laws' bootstrap draws",
+    )  # fmt: skip
+    parser.add_argument(
+        "--quantile", type=float,
+        help="maximise this lower quantile of the objective over the draws, e.g. 0.1 "
+        "(implies --robust)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})"
+    )
+    parser.add_argument("--write-data", metavar="DIR", help="write the MuIT training JSONL here")
+    parser.add_argument("--data-format", choices=DATA_FORMATS, default="chat")
+    parser.add_argument("--direction", choices=("en-x", "x-en", "both"), default="en-x")
+    parser.add_argument("--seed", type=int, default=0, help="search and data-sampling seed")
+    parser.add_argument("--format", choices=("table", "json"), default="table")
+    parser.add_argument(
+        "--no-plots", action="store_true", help="skip the frontier and marginal-value PNGs"
+    )
+    add_common_flags(parser)
+    return parser
+
+
+def parse_budget(text: str | None, unit: Unit) -> float:
+    """The budget as a positive number of units (whole examples in the examples unit)."""
+    if text is None:
+        raise ConfigError("--budget is required (e.g. --budget 1M) unless --objective target.")
+    if text.strip().startswith("-"):
+        raise ConfigError(f"--budget must be positive; got {text!r}. Write it like 1M or 250k.")
+    budget = parse_count(text, what="--budget")
+    if unit is Unit.EXAMPLES:
+        budget = float(round(budget))
+    if budget <= 0:
+        raise ConfigError(f"--budget must be positive; got {text!r}. Write it like 1M or 250k.")
+    return budget
+
+
+def _floors(text: str, languages: Sequence[str]) -> dict[str, float]:
+    if "=" in text:
+        return parse_assignments(text, "--min-per-language", languages, counts=True)
+    floor = parse_count(text, what="--min-per-language")
+    return dict.fromkeys(languages, floor)
+
+
+def _problem(args: argparse.Namespace) -> Problem:
+    from fits import read_laws
+
+    laws = read_laws(args.laws)
+    languages = select_languages(laws, args.languages)
+    corpora = {
+        code: value
+        for code, value in (item.partition("=")[::2] for item in (args.corpus or "").split(","))
+        if code
+    }
+    unknown = sorted(set(corpora) - set(languages))
+    if unknown:
+        known = ", ".join(languages)
+        raise ConfigError(f"Unknown language {unknown[0]!r} in --corpus. Known: {known}.")
+    return build_problem(
+        laws,
+        languages,
+        unit=Unit(args.unit),
+        max_epochs=args.max_epochs,
+        floors=_floors(args.min_per_language, languages),
+        weights=parse_assignments(args.weights, "--weights", languages),
+        available=parse_assignments(args.available, "--available", languages, counts=True),
+        corpora=corpora,
+    )
+
+
+def _targets(args: argparse.Namespace, problem: Problem) -> list[float] | None:
+    objective = Objective(args.objective)
+    if objective is not Objective.TARGET:
+        if args.targets:
+            raise ConfigError("--targets only applies to --objective target.")
+        return None
+    given = parse_assignments(args.targets, "--targets", problem.languages)
+    if not given:
+        raise ConfigError("--objective target needs --targets, e.g. --targets el=55,hi=40.")
+    return [given.get(code, math.nan) for code in problem.languages]
+
+
+def cmd_allocate(args: argparse.Namespace) -> int:
+    """Plan the mixture and write it, with the table and plots; print the table or JSON."""
+    objective = Objective(args.objective)
+    robust = None
+    if args.robust or args.quantile is not None:
+        robust = Robustness(args.quantile)
+    problem = _problem(args)
+    targets = _targets(args, problem)
+    unit = Unit(args.unit)
+    if objective is Objective.TARGET and args.budget is None:
+        planner = make_planner(problem, objective, robust, targets, args.seed)
+        budget = minimum_budget(problem, planner)
+        log.info("least budget reaching the targets: %.6g %s", budget, unit.value)
+    else:
+        budget = parse_budget(args.budget, unit)
+    if objective is Objective.MAXMIN and len(set(problem.constraints.weights)) > 1:
+        log.warning("--weights do not enter the maxmin objective; they are ignored.")
+    command = shlex.join(["plan-allocate", *args.argv])
+    log.info("planning %s", {k: v for k, v in vars(args).items() if k != "argv"})
+    report = run_plan(
+        problem, budget, objective, robust, targets, args.seed, command, str(args.laws)
+    )
+    out_dir = Path(args.out)
+    for path in write_outputs(report, out_dir, seed=args.seed, plots=not args.no_plots):
+        log.info("wrote %s", path)
+    if args.write_data:
+        corpora = dict(zip(problem.languages, problem.corpora, strict=True))
+        pools = dict(zip(problem.languages, problem.constraints.n_available, strict=True))
+        request = DataRequest(
+            Path(args.write_data), corpora, args.direction, args.data_format, args.seed, pools
+        )
+        manifest = write_training_data(report.planner.allocation, request)
+        log.info("wrote %d examples to %s", manifest["examples"], args.write_data)
+    if args.format == "json":
+        json.dump(mixture_dict(report), sys.stdout, indent=2, ensure_ascii=False)
+        print()
+    else:
+        print(format_table(report))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `plan-allocate`."""
+    parser = build_parser()
+    arguments = list(sys.argv[1:] if argv is None else argv)
+
+    def dispatch(args: argparse.Namespace) -> int:
+        args.argv = arguments
+        return cmd_allocate(args)
+
+    return run_main(parser, dispatch, arguments)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
