@@ -25,7 +25,7 @@ from planner._baselines import (
     unimax,
 )
 from planner._evaluate import INTERVAL_LEVEL, Estimate, Evaluation, evaluate, frontier, gain
-from planner._plan import minimum_budget, run_plan, write_outputs
+from planner._plan import frontier_figure, minimum_budget, run_plan, write_outputs
 from planner._planner import Objective, PlannerAllocator, Robustness
 from planner._problem import Problem, Unit, build_problem, parse_assignments, select_languages
 from planner._report import PlanReport, format_table, mixture_dict, write_mixture
@@ -83,6 +83,7 @@ __all__ = [
     "fill_to_budget",
     "format_table",
     "frontier",
+    "frontier_figure",
     "gain",
     "global_search",
     "is_concave",

@@ -6,6 +6,7 @@ import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -24,6 +25,9 @@ from planner._planner import Objective, PlannerAllocator, Robustness
 from planner._plots import plot_frontier, plot_marginal_value, save_figure
 from planner._problem import Problem
 from planner._report import PlanReport, format_table, objective_label, write_mixture
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 log = logging.getLogger(__name__)
 
@@ -118,17 +122,29 @@ def write_outputs(
     paths.append(atomic_write_text(out_dir / "table.txt", format_table(report) + "\n"))
     if not plots:
         return paths
-    if report.planner.allocation.method == "global search":  # seconds per point, not ms
-        frontier_points = max(6, frontier_points // 2)
-    budgets = frontier_budgets(problem, report.budget, frontier_points)
-    planner = make_planner(problem, report.objective, report.robust, report.targets, seed)
-    curves = frontier(problem, [planner, *baseline_allocators()], budgets, report.objective)
-    figure = plot_frontier(
-        budgets, curves, report.budget, problem.constraints.unit, objective_label(report)
+    paths.append(
+        save_figure(frontier_figure(report, frontier_points, seed), out_dir / "frontier.png")
     )
-    paths.append(save_figure(figure, out_dir / "frontier.png"))
     figure = plot_marginal_value(problem, report.planner.allocation, report.objective)
     paths.append(save_figure(figure, out_dir / "marginal_value.png"))
+    return paths
+
+
+def frontier_figure(report: PlanReport, n_points: int = 16, seed: int = 0) -> Figure:
+    """The budget frontier of the planner and every baseline, as `plan-allocate` draws it."""
+    problem = report.problem
+    if report.planner.allocation.method == "global search":  # seconds per point, not ms
+        n_points = max(6, n_points // 2)
+    budgets = frontier_budgets(problem, report.budget, n_points)
+    planner = make_planner(problem, report.objective, report.robust, report.targets, seed)
+    curves = frontier(problem, [planner, *baseline_allocators()], budgets, report.objective)
     if any(math.isnan(p.value) for p in curves[planner.name]):
         log.info("The frontier leaves out budgets the planner cannot split (below its floors).")
-    return paths
+    return plot_frontier(
+        budgets,
+        curves,
+        report.budget,
+        problem.constraints.unit,
+        objective_label(report),
+        sign=problem.sign,
+    )

@@ -38,8 +38,12 @@ def plot_frontier(
     chosen_budget: float,
     unit: str,
     objective_label: str,
+    sign: float = 1.0,
 ) -> Figure:
     """Predicted objective against budget (log x) for the planner and every baseline.
+
+    `sign` is +1 when higher is better and -1 for losses, so the bottom panel's gain is
+    positive whenever the planner is better.
 
     Top: the objectives, with the planner's interval over bootstrap draws shaded. Bottom: the
     planner's gain over each baseline, which the top panel's scale can hide. The chosen
@@ -60,7 +64,7 @@ def plot_frontier(
         # Distinct dashes too: uniform and UniMax coincide without floors, and both must show.
         style = {"color": f"C{index % 10}", "linestyle": _DASHES[index % len(_DASHES)]}
         top.plot(x, y, marker="o", markersize=3, linewidth=1.3, label=name, **style)
-        bottom.plot(x, planner - y, marker="o", markersize=3, linewidth=1.3, **style)
+        bottom.plot(x, sign * (planner - y), marker="o", markersize=3, linewidth=1.3, **style)
     for ax in (top, bottom):
         ax.axvline(chosen_budget, color="tab:red", linestyle=":", linewidth=1.2)
         ax.set_xscale("log")
