@@ -344,13 +344,21 @@ def build_parser() -> argparse.ArgumentParser:
     add_common_flags(parser)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    data = commands.add_parser(
-        "data",
-        help="per-language pair counts and samples",
-        description=cmd_data.__doc__,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    def sub(
+        name: str, handler: Any, summary: str, epilog: str = EPILOG
+    ) -> argparse.ArgumentParser:
+        parser_ = commands.add_parser(
+            name,
+            help=summary,
+            description=handler.__doc__,
+            epilog=epilog,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        add_common_flags(parser_, subcommand=True)
+        parser_.set_defaults(handler=handler)
+        return parser_
+
+    data = sub("data", cmd_data, "per-language pair counts and samples")
     data.add_argument("--languages", required=True, help="comma-separated codes, e.g. el,hi")
     data.add_argument(
         "--source",
@@ -367,31 +375,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="share of distinct English sentences held out (default %(default)s)",
     )
     data.add_argument("--format", choices=("table", "json"), default="table")
-    add_common_flags(data, subcommand=True)
-    data.set_defaults(handler=cmd_data)
 
-    model = commands.add_parser(
-        "model",
-        help="load a base model and score one batch",
-        description=cmd_model.__doc__,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    model = sub("model", cmd_model, "load a base model and score one batch")
     model.add_argument(
         "name",
         nargs="?",
         default=DEFAULT_MODEL,
         help=f"{DEFAULT_MODEL!r} (default), 'tiny-random-llama', a folder, or a hub id",
     )
-    add_common_flags(model, subcommand=True)
-    model.set_defaults(handler=cmd_model)
 
-    probe = commands.add_parser(
+    probe = sub(
         "probe",
-        help="logit lens: per layer, mass on the English reference's next tokens",
-        description=cmd_probe.__doc__,
-        epilog=PROBE_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        cmd_probe,
+        "logit lens: per layer, mass on the English reference's next tokens",
+        PROBE_EPILOG,
     )
     probe.add_argument(
         "run_or_model",
@@ -419,20 +416,6 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--max-length", type=int, default=128, help="tokens per example")
     probe.add_argument("--batch-size", type=int, default=8, help="examples per forward pass")
     probe.add_argument("--format", choices=("table", "json"), default="table")
-    add_common_flags(probe, subcommand=True)
-    probe.set_defaults(handler=cmd_probe)
-
-    def sub(name: str, handler: Any, summary: str) -> argparse.ArgumentParser:
-        parser_ = commands.add_parser(
-            name,
-            help=summary,
-            description=handler.__doc__,
-            epilog=EPILOG,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        add_common_flags(parser_, subcommand=True)
-        parser_.set_defaults(handler=handler)
-        return parser_
 
     launch = sub("launch", cmd_launch, "enqueue a spec's grid and run workers")
     _add_sweep_target(launch, spec_required=True)
