@@ -43,8 +43,7 @@ demo: setup
 	$(VENV)/bin/plan-sweep launch demo
 	$(VENV)/bin/plan-fit $(DEMO_DIR)/results.csv
 	$(VENV)/bin/plan-allocate $(DEMO_DIR)/fits/laws.json --budget $(DEMO_BUDGET) --out $(DEMO_DIR)/allocate
-	$(PY) notebooks/execute.py $(DEMO_DIR)
-	@echo "sweep: $(DEMO_DIR)/results.csv  laws: $(DEMO_DIR)/fits/  plan: $(DEMO_DIR)/allocate/  notebook: $(DEMO_DIR)/analysis.html"
+	$(PY) notebooks/execute.py $(DEMO_DIR) --summary
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -68,8 +68,9 @@ from sweeps.train import (
 )
 
 OURS, THEIRS = "ours", "HF Trainer"
+ORDER_CHECK = "ours, other batch order"  # a control run: how far batch order alone moves loss
 _MIB = 2**20
-_LOSS_TOLERANCE_NATS = 0.05  # same data and settings; batch order alone moves the loss less
+_LOSS_FLOOR_NATS = 0.02  # loss gaps below this pass the fairness check whatever the control says
 
 
 @dataclass(frozen=True)
@@ -176,7 +177,7 @@ def prepare_data(
 
 def fresh_model(name: str, spec: TrainSpec, device: torch.device, seed: int) -> Any:
     """The base model, loaded anew, with LoRA adapters initialised under `seed` when asked."""
-    model, _ = load_model(name, device=device)
+    model: Any = load_model(name, device=device)[0]
     # The cached default model is converted from GGUF and its config.json still names the GGUF
     # quantisation, so transformers marks the plain fp32 weights as quantised and Trainer
     # refuses to train them. Clear the marker (for both trainers, so they get the same model).
@@ -324,17 +325,23 @@ def one_run(
     encoded: Sequence[Encoded],
     tokenizer: Any,
     notes: dict[str, str],
+    batch_seed: int | None = None,
 ) -> RunResult:
-    """Load a fresh model, train it with `trainer`, and measure the run."""
+    """Load a fresh model, train it with `trainer`, and measure the run.
+
+    `batch_seed` (ours only) replaces `args.seed` for the batch order, keeping the data and the
+    adapters' initialisation.
+    """
     device = pick_device()
     model = fresh_model(args.model, spec, device, args.seed)
     load_1min = os.getloadavg()[0]
     threads_before = torch.get_num_threads()
     cpu_started = time.process_time()
     with PeakMemory(device) as memory:
-        if trainer == OURS:
+        if trainer in (OURS, ORDER_CHECK):
+            order_seed = args.seed if batch_seed is None else batch_seed
             wall_s, padded, n_steps, mean_loss = run_ours(
-                model, encoded, spec, args.seed, tokenizer.pad_token_id
+                model, encoded, spec, order_seed, tokenizer.pad_token_id
             )
         else:
             wall_s, padded, n_steps, mean_loss, notes["optim"] = run_theirs(
@@ -346,7 +353,7 @@ def one_run(
     # Every repetition trains under the same seed, so the trained model is scored once.
     after = (
         training_set_loss(model, encoded, tokenizer.pad_token_id, device, spec.batch_size)
-        if repeat == 0
+        if repeat == 0 or trainer == ORDER_CHECK
         else math.nan
     )
     del model
@@ -440,9 +447,65 @@ def summarise(results: Sequence[RunResult]) -> Summary:
     )
 
 
+def _gaps(a: RunResult, b: RunResult) -> tuple[float, float]:
+    """|difference| of the mean training loss and of the after-training loss, in nats."""
+    return abs(a.mean_loss_nats - b.mean_loss_nats), abs(a.after_loss_nats - b.after_loss_nats)
+
+
+def loss_check(ours: RunResult, theirs: RunResult, control: RunResult | None) -> str:
+    """Say whether the two trainers did the same work, judged against batch order's own effect.
+
+    Trainer's losses may differ from ours by up to twice what another batch order alone moves
+    ours (the control run), or by `_LOSS_FLOOR_NATS`, whichever is larger.
+    """
+    gap = _gaps(ours, theirs)
+    said = f"{gap[0]:.3f} nats (mean over the run) and {gap[1]:.3f} nats (the trained model on "
+    said += "its training set, one function for both)"
+    if control is None:
+        allowed = (2.5 * _LOSS_FLOOR_NATS,) * 2
+        scale = "no control run of batch order was made"
+    else:
+        order = _gaps(ours, control)
+        allowed = (max(2 * order[0], _LOSS_FLOOR_NATS), max(2 * order[1], _LOSS_FLOOR_NATS))
+        scale = (
+            f"ours under another batch order differs from itself by {order[0]:.3f} and "
+            f"{order[1]:.3f} nats"
+        )
+    if gap[0] <= allowed[0] and gap[1] <= allowed[1]:
+        return (
+            f"The two trainers did the same work: Trainer's losses differ from ours by {said}, "
+            f"and {scale}, so the gap is what a different batch order gives (each trainer "
+            "shuffles its own length groups)."
+        )
+    return (
+        f"**Check this:** Trainer's losses differ from ours by {said}, more than twice what "
+        f"batch order alone explains ({scale}). One control run is only a rough scale, but the "
+        "trainers may not be doing the same work, so look closer before trusting the ratio."
+    )
+
+
+def shared_cpu_note(summary: Summary, data: dict[str, Any]) -> str:
+    """How far to trust absolute figures on a shared CPU, and why one thread was used."""
+    note = (
+        f"The machine is shared ({data['cores']} cores, load average {data['load']}): one "
+        f"trainer's wall time varied by up to {100 * summary.wall_spread:.0f}% between "
+        "repetitions, so read the within-pair ratio and the CPU-seconds ratio rather than the "
+        "absolute tokens/s."
+    )
+    if data["threads"] == 1 < data["cores"]:
+        note += (
+            f" The runs used 1 torch thread of {data['cores']} cores (`--threads 1`): with "
+            "torch's default of one per core, other programs on the same cores leave its "
+            "threads waiting for each other at every operation, and both trainers slow "
+            "several-fold."
+        )
+    return note
+
+
 def reading(
     summary: Summary,
     first: tuple[RunResult, RunResult],
+    control: RunResult | None,
     device: torch.device,
     data: dict[str, Any],
 ) -> list[str]:
@@ -450,9 +513,6 @@ def reading(
     o, t = first
     faster = "faster than" if summary.ratio >= 1.0 else "slower than"
     padding_ratio = t.padded_tokens / o.padded_tokens
-    loss_gap = max(
-        abs(o.mean_loss_nats - t.mean_loss_nats), abs(o.after_loss_nats - t.after_loss_nats)
-    )
     head_share = data["response_tokens"] / o.padded_tokens
     per_token = (
         f"Per processed token, padding included, ours is {summary.per_padded_ratio:.2f}x "
@@ -467,7 +527,7 @@ def reading(
     )
     text = [
         f"Ours is {faster} Trainer here: {summary.ratio:.2f}x its tokens/s (median of "
-        f"{len(summary.ratios)} interleaved pairs; Trainer used {summary.cpu_ratio:.2f}x the "
+        f"{len(summary.ratios)} interleaved pair(s); Trainer used {summary.cpu_ratio:.2f}x the "
         "CPU seconds of ours). Two things separate them. (1) Padding: Trainer processed "
         f"{padding_ratio:.2f}x as many tokens as ours ({t.padded_tokens} vs {o.padded_tokens}), "
         "because its length-grouped sampler sorts within mega-batches of "
@@ -481,33 +541,11 @@ def reading(
         f"({summary.extra_mem_mib[1]:.0f} vs {summary.extra_mem_mib[0]:.0f} MiB above the "
         "loaded model).",
         "",
-        (
-            f"The two trainers did the same work: their losses agree within {loss_gap:.3f} nats "
-            "(mean over the run, and the trained model's loss on its training set measured by "
-            "one function); the rest is what a different batch order gives (each trainer "
-            "shuffles its own length groups)."
-            if loss_gap < _LOSS_TOLERANCE_NATS
-            else f"**Warning:** the losses differ by {loss_gap:.3f} nats (mean over the run, or "
-            "the trained model's loss on its training set), more than batch order explains; "
-            "the trainers may not be doing the same work, so the ratio may be unfair."
-        ),
+        loss_check(o, t, control),
     ]
     if device.type == "cpu":
-        text += [
-            "",
-            f"The machine is shared ({data['cores']} cores, load average {data['load']}): one "
-            f"trainer's wall time varied by up to {100 * summary.wall_spread:.0f}% between "
-            "repetitions, so read the within-pair ratio and the CPU-seconds ratio rather than "
-            "the absolute tokens/s."
-            + (
-                f" The runs used {data['threads']} torch thread of {data['cores']} cores "
-                "(`--threads`): with torch's "
-                "default of one per core, other programs on the same cores leave its threads "
-                "waiting for each other at every operation, and both trainers slow several-fold."
-                if data["threads"] == 1 < data["cores"]
-                else ""
-            ),
-        ]
+        if len(summary.ratios) > 1:
+            text += ["", shared_cpu_note(summary, data)]
     else:
         text += [
             "",
@@ -530,6 +568,7 @@ def render(
     summary = summarise(results)
     o = next(r for r in results if r.trainer == OURS and r.repeat == 0)
     t = next(r for r in results if r.trainer == THEIRS and r.repeat == 0)
+    control = next((r for r in results if r.trainer == ORDER_CHECK), None)
     goal = 1.3 if device.type == "cuda" else 1.0
     mem_label = "CUDA allocated" if device.type == "cuda" else "RSS"
     lora = f"LoRA r={spec.lora_r}, alpha {spec.lora_alpha}, {'/'.join(spec.lora_targets)}"
@@ -575,8 +614,9 @@ def render(
     for r in results:
         padding = 100 * (1 - r.train_tokens / r.padded_tokens)
         after = "-" if math.isnan(r.after_loss_nats) else f"{r.after_loss_nats:.4f}"
+        repeat = "control" if r.trainer == ORDER_CHECK else str(r.repeat + 1)
         lines.append(
-            f"| {r.repeat + 1} | {r.trainer} | {r.wall_s:.1f} | {r.cpu_s:.1f} | "
+            f"| {repeat} | {r.trainer} | {r.wall_s:.1f} | {r.cpu_s:.1f} | "
             f"{r.tokens_per_s:.1f} | {r.padded_tokens} | {padding:.1f} | "
             f"{r.mean_loss_nats:.4f} | {after} | {r.base_mem_mib:.0f} | "
             f"{r.peak_mem_mib:.0f} | {r.load_1min:.2f} |"
@@ -597,13 +637,19 @@ def render(
         f"{summary.extra_mem_mib[0]:.0f} MiB, Trainer {summary.extra_mem_mib[1]:.0f} MiB.",
         f"- Loss (repetition 1), mean over the run: ours {o.mean_loss_nats:.4f}, Trainer "
         f"{t.mean_loss_nats:.4f}; after training, one function on the training set: ours "
-        f"{o.after_loss_nats:.4f}, Trainer {t.after_loss_nats:.4f} nats.",
+        f"{o.after_loss_nats:.4f}, Trainer {t.after_loss_nats:.4f} nats."
+        + (
+            f" Control (ours, batch-order seed {args.seed + 1}, not in the ratios): "
+            f"{control.mean_loss_nats:.4f} and {control.after_loss_nats:.4f}."
+            if control is not None
+            else ""
+        ),
     ]
     for key, value in context["notes"].items():
         if key.startswith("threads_"):
             lines.append(f"- Warning: torch threads changed during {key[8:]}: {value}.")
     context["data"]["load"] = context["load_start"].split(",")[0]
-    lines += ["", "## Reading", "", *reading(summary, (o, t), device, context["data"])]
+    lines += ["", "## Reading", "", *reading(summary, (o, t), control, device, context["data"])]
     return "\n".join(lines) + "\n"
 
 
@@ -623,6 +669,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="data order and adapter init")
     parser.add_argument(
         "--threads", type=int, default=0, help="torch CPU threads; 0 = torch's default"
+    )
+    parser.add_argument(
+        "--no-order-check",
+        dest="order_check",
+        action="store_false",
+        help="skip the control run of ours under another batch order (it calibrates how close "
+        "the two trainers' losses should be)",
     )
     parser.add_argument("--out", type=Path, default=Path("bench/results_train.md"))
     return parser.parse_args(argv)
@@ -683,6 +736,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"after {result.after_loss_nats:.4f}, peak {result.peak_mem_mib:.0f} MiB"
             )
             results.append(result)
+    if args.order_check:
+        result = one_run(
+            ORDER_CHECK,
+            args.repeats,
+            args,
+            spec,
+            encoded,
+            tokenizer,
+            context["notes"],
+            batch_seed=args.seed + 1,
+        )
+        log(
+            f"{ORDER_CHECK}: loss {result.mean_loss_nats:.4f} / after {result.after_loss_nats:.4f}"
+        )
+        results.append(result)
     context["load_end"] = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     report = render(results, args, spec, device, context)
     args.out.write_text(report)

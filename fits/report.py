@@ -54,8 +54,9 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return [line.rstrip() for line in lines]
 
 
-def format_table(laws_file: LawsFile, path: str = "") -> str:
-    """The fits as text: one row per language, then every candidate's held-out error."""
+def format_table(laws_file: LawsFile, path: str = "", *, candidates: bool = True) -> str:
+    """The fits as text: one row per language, then (with `candidates`) every candidate law's
+    held-out error, the fit messages and the pooled fit."""
     direction = "higher" if laws_file.higher_is_better else "lower"
     group = ", ".join(
         f"{k} {v}"
@@ -82,6 +83,8 @@ def format_table(laws_file: LawsFile, path: str = "") -> str:
         )
     header = ["language", "law", "ok", "runs", "sizes", "extrap", "flags", "parameters [90%]"]
     lines.extend(_table(header, rows))
+    if not candidates:
+        return "\n".join(lines) + "\n"
     laws = sorted(
         {
             law

@@ -1,8 +1,10 @@
 """Execute the analysis notebook on a sweep folder, headless, and save it with its HTML.
 
-    .venv/bin/python notebooks/execute.py runs/demo [--budget 1M]
+    .venv/bin/python notebooks/execute.py runs/demo [--budget 1M] [--summary]
 
-writes `runs/demo/analysis.ipynb` (executed, with outputs) and `runs/demo/analysis.html`.
+writes `runs/demo/analysis.ipynb` (executed, with outputs) and `runs/demo/analysis.html`, and
+prints their paths (with `--summary`: the laws, the plan against the baselines and where every
+output is, as `make demo` ends).
 Before executing, it makes what the notebook reads when that is missing, with the commands'
 default options:
 
@@ -22,10 +24,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import math
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import nbformat
 from jupyter_client.kernelspec import NoSuchKernel
@@ -35,11 +39,20 @@ from nbconvert import HTMLExporter
 
 from muit_core import PlannerError, atomic_write_text, format_count
 
+if TYPE_CHECKING:
+    from planner import Estimate, PlanReport
+
 NOTEBOOK = Path(__file__).resolve().parent / "analysis.ipynb"
 KERNEL_NAME = "python3"
 CELL_TIMEOUT_S = 600  # per cell; the slowest is the frontier (a few seconds on a laptop)
 
 log = logging.getLogger("execute")
+
+
+def _quiet_jupyter_log(record: logging.LogRecord) -> bool:
+    """Keep nbclient's and nbconvert's warnings, less the note that plots lack alt text (the
+    HTML template has no way to set it)."""
+    return record.levelno >= logging.WARNING and "Alternative text" not in record.getMessage()
 
 
 class NotebookError(PlannerError, RuntimeError):
@@ -168,6 +181,67 @@ def execute(
     )
 
 
+def _gain_headline(report: PlanReport) -> list[str]:
+    """One line: the planner's predicted gain over the best and the worst baseline."""
+    gains = [
+        (ev.allocation.allocator, gain)
+        for ev, gain in zip(report.baselines, report.gains, strict=True)
+        if math.isfinite(gain.value)
+    ]
+    if report.targets is not None or not gains:  # the target objective reports budget saved
+        return []
+    metric = report.problem.metric
+    best, low = min(gains, key=lambda g: g[1].value)
+    worst, high = max(gains, key=lambda g: g[1].value)
+
+    def said(gain: Estimate) -> str:
+        band = "" if math.isnan(gain.low) else f" [{gain.low:.2g}, {gain.high:.2g}]"
+        return f"{gain.value:+.2g}{band}"
+
+    return [
+        "",
+        f"Predicted gain of the plan ({metric}, positive = better, 90% interval): "
+        f"{said(low)} over the best baseline ({best}), {said(high)} over the worst ({worst}).",
+    ]
+
+
+def summary(sweep_dir: str | os.PathLike[str], written: Sequence[Path] = ()) -> str:
+    """A short account of a finished sweep folder: the laws, the plan against the baselines
+    with the predicted gain, and where every output is.
+
+    Raises:
+        PlannerError: the folder lacks results, laws or a mixture.
+    """
+    from fits import analysis as fa
+    from fits.report import format_table as fits_table
+    from planner import analysis as pa
+    from planner import format_table as plan_table
+
+    folder = Path(sweep_dir)
+    main = fa.primary_group(fa.load_groups(folder))
+    report = pa.load_plan(folder, main.laws, str(main.path))
+    mixture = pa.mixture_path(folder)
+    where = [
+        ("sweep results", folder / fa.RESULTS_NAME),
+        ("laws and plots", main.path.parent),
+        ("mixture config", mixture.parent),
+        *(("notebook", path) for path in written),
+    ]
+    width = max(len(label) for label, _ in where)
+    return "\n".join(
+        [
+            f"=== Summary of {folder} ===",
+            "",
+            "Scaling laws: " + fits_table(main.laws, str(main.path), candidates=False),
+            "The plan: " + plan_table(report),
+            *_gain_headline(report),
+            "",
+            "Where everything went:",
+            *(f"  {label.ljust(width)}  {path}" for label, path in where),
+        ]
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: `execute.py SWEEP_DIR [--budget N]`; returns the exit code."""
     parser = argparse.ArgumentParser(
@@ -175,17 +249,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("sweep_dir", help="sweep folder holding results.csv, e.g. runs/demo")
     parser.add_argument("--budget", help="re-plan at this budget, in examples, e.g. 1M or 250k")
+    parser.add_argument(
+        "--summary",
+        action="store_true",
+        help="end with the laws, the plan against the baselines and every output's path "
+        "(instead of only the two notebook paths)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S"
     )
+    logging.getLogger("traitlets").addFilter(_quiet_jupyter_log)  # nbclient's, nbconvert's log
     try:
         paths = execute(args.sweep_dir, args.budget)
+        text = summary(args.sweep_dir, paths) if args.summary else "\n".join(map(str, paths))
     except PlannerError as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return 1
-    for path in paths:
-        print(path)
+    print(text)
     return 0
 
 

@@ -10,7 +10,8 @@ period, any other worker fails the run as stale and queues its retry (see `sweep
 An exception from `run_cell` fails the run with `Type: message` and the loop goes on; Ctrl-C or
 SIGTERM fails it as interrupted (which uses up a retry too, so a cell that always outlives its
 job cannot loop forever) and stops the worker. Each finished run logs one line, e.g.
-`el/n=256/seed=0/model=default/sft done in 65.2 s: chrf=31 heldout_ce=2.1 [12/40 cells done]`.
+`el/n=256/seed=0/model=default/sft done in 65.2 s: chrf=31 heldout_ce=2.1 [12/40 cells done,
+28 left, ~64 s a cell, ETA 15 min]`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import signal
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -104,8 +105,7 @@ def run_worker(
         record = _run_one(ledger, claim, run_cell)
         records.append(record)
         standing = ledger.records()
-        n_done = sum(r.state == RunState.DONE for r in standing)
-        line = f"{format_run(record)} [{n_done}/{len(standing)} cells done]"
+        line = f"{format_run(record)} [{sweep_progress(standing, len(ledger.live_cells()) + 1)}]"
         _log.log(logging.INFO if record.state == RunState.DONE else logging.WARNING, line)
         if on_finished is not None:
             on_finished(record)
@@ -116,6 +116,24 @@ def run_worker(
         wall_s=time.monotonic() - start,
         records=tuple(records),
     )
+
+
+def sweep_progress(standing: Sequence[RunRecord], n_workers: int) -> str:
+    """ "12/40 cells done, 28 left, ~64 s a cell, ETA 15 min" for the sweep-level log line.
+
+    `standing` is one record per cell (its standing attempt); the ETA spreads the cells still
+    waiting or running, at the mean wall time of the done ones, over `n_workers` workers. The
+    rate and ETA are left out until a run is done.
+    """
+    n_done = sum(r.state == RunState.DONE for r in standing)
+    n_left = sum(r.state in (RunState.WAITING, RunState.RUNNING) for r in standing)
+    text = f"{n_done}/{len(standing)} cells done"
+    walls = [r.wall_s for r in standing if r.state == RunState.DONE and r.wall_s is not None]
+    if not walls or not n_left:
+        return text
+    mean_s = sum(walls) / len(walls)
+    eta_min = n_left * mean_s / max(n_workers, 1) / 60
+    return f"{text}, {n_left} left, ~{mean_s:.0f} s a cell, ETA {eta_min:.0f} min"
 
 
 def format_run(record: RunRecord) -> str:

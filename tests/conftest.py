@@ -1,8 +1,9 @@
-"""Test-wide settings: offline hub access, and the `gpu` marker's skip."""
+"""Test-wide settings: offline hub access, the `gpu` marker's skip, and the smoke sweep."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -25,3 +26,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     skip = pytest.mark.skip(reason="needs a CUDA device")
     for item in gpu_items:
         item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def smoke_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Run the real smoke spec once (`plan-sweep launch smoke`, about a minute on CPU) into a
+    temporary folder; return the sweep folder, which holds results.csv."""
+    from sweeps import cli
+
+    out = tmp_path_factory.mktemp("smoke")
+    assert cli.main(["launch", "smoke", f"out_dir={str(out / 'runs')!r}"]) == 0
+    return out / "runs"

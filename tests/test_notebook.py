@@ -144,3 +144,20 @@ def test_missing_mixture_names_the_command(tmp_path: Path, sweep: Path) -> None:
     main = primary_group(load_groups(sweep))
     with pytest.raises(DataError, match="plan-allocate"):
         load_plan(tmp_path, main.laws)
+
+
+def test_notebook_runs_on_the_smoke_sweep_and_ends_with_a_summary(
+    smoke_sweep: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The main command's last step on real sweep outputs: fit, plan, notebook, summary."""
+    assert execute_module.main([str(smoke_sweep), "--summary"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith(f"=== Summary of {smoke_sweep} ===")
+    for language in ("el", "hi"):
+        assert f"\n{language} " in printed.split("The plan:")[0]  # a law per language
+    assert "planner gain [90%]" in printed and "uniform" in printed
+    for path in ("results.csv", "fits", "allocate", "analysis.ipynb", "analysis.html"):
+        assert str(smoke_sweep / path) in printed
+    executed = nbformat.read(smoke_sweep / "analysis.ipynb", as_version=4)
+    cells = {cell.get("id"): cell for cell in executed.cells}
+    assert _images(cells["fits-plot"])[0].startswith(PNG_MAGIC)

@@ -1,4 +1,6 @@
-"""The smoke sweep end to end through `plan-sweep`: launch, status, export, relaunch."""
+"""The smoke sweep end to end through `plan-sweep`: launch, status, export, relaunch.
+
+The `smoke_sweep` fixture (conftest.py) runs it once per test session."""
 
 from __future__ import annotations
 
@@ -12,14 +14,6 @@ from sweeps import cli
 from sweeps.ledger import Ledger
 from sweeps.spec import load_spec
 from sweeps.sweep import RESULTS_COLUMNS, check_grid, grid_cells
-
-
-@pytest.fixture(scope="module")
-def smoke_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Run the smoke spec once into a temporary folder; return the sweep folder."""
-    out = tmp_path_factory.mktemp("smoke")
-    assert cli.main(["launch", "smoke", f"out_dir={str(out / 'runs')!r}"]) == 0
-    return out / "runs"
 
 
 def test_grid_has_base_and_every_size() -> None:

@@ -26,8 +26,8 @@ from test_worker_helpers import (
 )
 
 from muit_core import ConfigError
-from sweeps.ledger import Cell, Ledger, RunState
-from sweeps.worker import format_run, run_local_workers
+from sweeps.ledger import Cell, Ledger, RunRecord, RunState
+from sweeps.worker import format_run, run_local_workers, sweep_progress
 
 HELPERS = Path(__file__).with_name("test_worker_helpers.py")
 GRACE_S = 3
@@ -157,3 +157,33 @@ def test_local_worker_processes_share_the_sweep(tmp_path: Path) -> None:
         run_local_workers(0, url, study, tmp_path, make_fake_train)
     with pytest.raises(ConfigError, match=r"Cannot send run_cell_factory"):
         run_local_workers(1, url, study, tmp_path, lambda: make_fake_train())
+
+
+def _record(n_examples: int, state: RunState, wall_s: float | None = None) -> RunRecord:
+    return RunRecord(
+        cell=Cell("el", n_examples, 0),
+        state=state,
+        trial_number=n_examples,
+        metrics={},
+        attrs={},
+        error=None,
+        attempt=1,
+        started_at=None,
+        finished_at=None,
+        wall_s=wall_s,
+        worker="host:1",
+    )
+
+
+def test_sweep_progress_spreads_the_cells_left_over_the_workers() -> None:
+    standing = [
+        _record(0, RunState.DONE, 60.0),
+        _record(16, RunState.DONE, 120.0),
+        _record(32, RunState.FAILED, 5.0),  # failed for good: neither done nor left
+        _record(64, RunState.RUNNING),
+        *(_record(n, RunState.WAITING) for n in (128, 256, 512)),
+    ]
+    # 4 cells left at 90 s each over 2 workers: 3 min.
+    assert sweep_progress(standing, 2) == "2/7 cells done, 4 left, ~90 s a cell, ETA 3 min"
+    assert sweep_progress(standing[2:], 2) == "0/5 cells done"  # no rate before a run is done
+    assert sweep_progress(standing[:3], 1) == "2/3 cells done"  # nothing left
