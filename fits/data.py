@@ -37,7 +37,7 @@ REQUIRED_COLUMNS = (
     "train_tokens",
     "wall_s",
 )
-DATA_COLUMNS = ("n_available", "tokens_per_example", "corpus")
+DATA_COLUMNS = ("n_available", "tokens_per_example", "corpus", "pair_filter")
 """Optional per-language columns carried into the laws file."""
 
 KNOWN_DIRECTIONS = {"heldout_ce": False, "chrf": True, "bleu": True}

@@ -57,7 +57,7 @@ class FitResult:
         message: why not, or notes such as a fallback to a simpler law.
         draws: bootstrap draws per parameter, aligned across parameters; may be empty.
         data: the language's pool facts when known: `n_available`, `tokens_per_example`,
-            `corpus`.
+            `corpus`, `pair_filter` (the sweep's length limits and held-out share).
         fixed: inputs held fixed for prediction, e.g. `{"n": 1.35e8}` for `chinchilla`.
         shared: names of parameters shared with other languages in a pooled fit.
         diagnostics: residuals, extrapolation errors, flags and notes (JSON-safe).

@@ -106,6 +106,7 @@ def synthetic_results(
                             "n_available": _POOLS.get(language, 15_000),
                             "tokens_per_example": tokens_per_example,
                             "corpus": "libreoffice",
+                            "pair_filter": "min_words=4,max_words=80,heldout_fraction=0.1",
                         }
                     )
     return pd.DataFrame(rows)

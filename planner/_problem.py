@@ -38,6 +38,8 @@ class Problem:
         higher_is_better: its direction.
         corpora: where each language's pairs come from ('' when the laws file does not say).
         laws: each language's law name.
+        pair_filters: the sweep's pair filter per language, as `sweeps.corpus.PairFilter`
+            text ('' when the laws file does not say: the corpus defaults apply).
     """
 
     values: LawValue
@@ -46,6 +48,7 @@ class Problem:
     higher_is_better: bool
     corpora: tuple[str, ...]
     laws: tuple[str, ...]
+    pair_filters: tuple[str, ...] = ()
 
     @property
     def languages(self) -> tuple[str, ...]:
@@ -228,4 +231,5 @@ def build_problem(
             str(corpora.get(c, laws.fits[c].data.get("corpus") or "")) for c in languages
         ),
         laws=tuple(laws.fits[c].law for c in languages),
+        pair_filters=tuple(str(laws.fits[c].data.get("pair_filter") or "") for c in languages),
     )

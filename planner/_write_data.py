@@ -23,7 +23,7 @@ from muit_core import ConfigError, DataError, atomic_write_text
 from planner._allocation import Allocation
 
 if TYPE_CHECKING:
-    from sweeps.corpus import LanguagePools, Pair
+    from sweeps.corpus import LanguagePools, Pair, PairFilter
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,9 @@ class DataRequest:
             "output"}); both carry `language`.
         seed: selection and shuffling seed.
         expected_pools: training-pool sizes the plan assumed (the laws file's); a pool of
-            another size is logged as a warning (the sweep may have used other filters).
+            another size is logged as a warning (the corpus may have changed).
+        pair_filters: the sweep's pair filter per language (`PairFilter.to_text` form), so
+            the pools are the ones the sweep trained on; missing: the corpus defaults.
     """
 
     out_dir: Path
@@ -52,6 +54,7 @@ class DataRequest:
     data_format: str = "chat"
     seed: int = 0
     expected_pools: dict[str, int] | None = None
+    pair_filters: dict[str, str] | None = None
 
 
 def _record(prompt: str, response: str, language: str, data_format: str) -> dict[str, Any]:
@@ -94,7 +97,7 @@ def _check_disjoint(pools: LanguagePools, chosen: list[Pair]) -> None:
 def write_training_data(
     allocation: Allocation,
     request: DataRequest,
-    load_pools: Callable[[str, str], LanguagePools] | None = None,
+    load_pools: Callable[[str, str, PairFilter | None], LanguagePools] | None = None,
 ) -> dict[str, Any]:
     """Write `train.jsonl` (the shuffled mixture) and `manifest.json` for an allocation.
 
@@ -110,6 +113,7 @@ def write_training_data(
         ConfigError: an unknown format or direction, or a language without a corpus.
         DataError: a corpus cannot be read, or a training pair is also held out.
     """
+    from sweeps.corpus import PairFilter
     from sweeps.instructions import translation_examples
     from sweeps.templates import Direction
 
@@ -134,14 +138,18 @@ def write_training_data(
         if n_examples == 0:
             languages[lang] = {"examples": 0, "pool": None, "passes": 0.0, "corpus": source}
             continue
-        pools = load_pools(source, lang)
+        filter_text = (request.pair_filters or {}).get(lang, "")
+        pools = load_pools(
+            source, lang, PairFilter.from_text(filter_text) if filter_text else None
+        )
         expected = (request.expected_pools or {}).get(lang)
         if expected is not None and expected != len(pools.train):
             log.warning(
-                "%s: the training pool in %s has %d pairs, the plan assumed %d; check that the "
-                "sweep used the default pair filters.",
+                "%s: the training pool in %s (%s) has %d pairs, the plan assumed %d; check that "
+                "the corpus is the one the sweep read.",
                 lang,
                 source,
+                filter_text or "default pair filter",
                 len(pools.train),
                 expected,
             )
@@ -154,6 +162,7 @@ def write_training_data(
             "pool": len(pools.train),
             "passes": n_examples / len(pools.train),
             "corpus": source,
+            "pair_filter": filter_text or None,
         }
         log.info("%s: %d examples from %d training pairs", lang, n_examples, len(pools.train))
     random.Random(request.seed).shuffle(records)

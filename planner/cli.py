@@ -192,8 +192,15 @@ def cmd_allocate(args: argparse.Namespace) -> int:
     if args.write_data:
         corpora = dict(zip(problem.languages, problem.corpora, strict=True))
         pools = dict(zip(problem.languages, problem.constraints.n_available, strict=True))
+        filters = dict(zip(problem.languages, problem.pair_filters, strict=False))
         request = DataRequest(
-            Path(args.write_data), corpora, args.direction, args.data_format, args.seed, pools
+            Path(args.write_data),
+            corpora,
+            args.direction,
+            args.data_format,
+            args.seed,
+            pools,
+            {lang: text for lang, text in filters.items() if text},
         )
         manifest = write_training_data(report.planner.allocation, request)
         log.info("wrote %d examples to %s", manifest["examples"], args.write_data)

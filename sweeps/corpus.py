@@ -85,6 +85,35 @@ class PairFilter:
     max_words: int = DEFAULT_MAX_WORDS
     heldout_fraction: float = DEFAULT_HELDOUT_FRACTION
 
+    def to_text(self) -> str:
+        """`min_words=4,max_words=20,heldout_fraction=0.1`: the form results.csv and the laws
+        file carry, so the plan's data comes from the pools the sweep trained on."""
+        return (
+            f"min_words={self.min_words},max_words={self.max_words},"
+            f"heldout_fraction={self.heldout_fraction:g}"
+        )
+
+    @classmethod
+    def from_text(cls, text: str) -> PairFilter:
+        """The filter `to_text` wrote; fields left out keep their defaults.
+
+        Raises:
+            DataError: an unknown field or a value that is not a number.
+        """
+        values: dict[str, float] = {}
+        for item in filter(None, (part.strip() for part in text.split(","))):
+            name, _, value = item.partition("=")
+            try:
+                if name not in ("min_words", "max_words", "heldout_fraction"):
+                    raise ValueError
+                values[name] = float(value) if name == "heldout_fraction" else int(value)
+            except ValueError:
+                raise DataError(
+                    f"Bad pair filter item {item!r} in {text!r}; write it as "
+                    "min_words=4,max_words=80,heldout_fraction=0.1."
+                ) from None
+        return cls(**values)  # type: ignore[arg-type]
+
     def __post_init__(self) -> None:
         if self.min_words < 1 or self.max_words < self.min_words:
             raise DataError(

@@ -148,6 +148,9 @@ def run_cell(spec: SweepSpec, cell: Cell) -> CellOutcome:
         "n_generated": evaluation.n_generated,
         "tokens_per_example": tokens_per_example,
         "corpus": spec.data.source,
+        "pair_filter": PairFilter(
+            spec.data.min_words, spec.data.max_words, spec.data.heldout_fraction
+        ).to_text(),
         "eval_wall_s": round(evaluation.wall_s, 3),
         "wall_s": round(time.perf_counter() - started, 3),
         "device": str(device),

@@ -30,7 +30,7 @@ RESULTS_COLUMNS = (
     "higher_is_better", "train_tokens", "wall_s",
 )  # fmt: skip
 EXTRA_COLUMNS = (
-    "n_available", "tokens_per_example", "corpus", "train_wall_s", "eval_wall_s",
+    "n_available", "tokens_per_example", "corpus", "pair_filter", "train_wall_s", "eval_wall_s",
     "tokens_per_s", "n_steps", "study", "trial",
 )  # fmt: skip
 HIGHER_IS_BETTER = {"heldout_ce": False, "chrf": True, "bleu": True}

@@ -77,6 +77,17 @@ def test_bad_filter_values(kwargs: dict[str, float], match: str) -> None:
         PairFilter(**kwargs)  # type: ignore[arg-type]
 
 
+def test_pair_filter_text_round_trips_and_names_bad_items() -> None:
+    rules = PairFilter(4, 20, 0.25)
+    assert rules.to_text() == "min_words=4,max_words=20,heldout_fraction=0.25"
+    assert PairFilter.from_text(rules.to_text()) == rules
+    assert PairFilter.from_text("max_words=30") == PairFilter(max_words=30)  # others: defaults
+    with pytest.raises(DataError, match=r"Bad pair filter item 'max_words=many'"):
+        PairFilter.from_text("min_words=4,max_words=many")
+    with pytest.raises(DataError, match=r"Bad pair filter item 'words=3'"):
+        PairFilter.from_text("words=3")
+
+
 def test_paragraph_parser_keeps_default_switch_and_drops_hidden(tmp_path: Path) -> None:
     page = tmp_path / "x.html"
     page.write_text(

@@ -43,6 +43,7 @@ def test_reads_a_synthetic_table_and_carries_pool_facts(
         "n_available": 33_900,
         "tokens_per_example": pytest.approx(points["de"].data["tokens_per_example"]),
         "corpus": "libreoffice",
+        "pair_filter": "min_words=4,max_words=80,heldout_fraction=0.1",
     }
 
 

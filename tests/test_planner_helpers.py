@@ -38,7 +38,11 @@ def score_fits(
             "alpha": tuple(alpha * (1 + 0.03 * rng.standard_normal(n_draws))),
         }
         ok = lang != failed
-        data: dict[str, object] = {"tokens_per_example": tpe, "corpus": f"corpora/{lang}.jsonl"}
+        data: dict[str, object] = {
+            "tokens_per_example": tpe,
+            "corpus": f"corpora/{lang}.jsonl",
+            "pair_filter": "min_words=4,max_words=20,heldout_fraction=0.1",
+        }
         if with_available:
             data["n_available"] = pool
         fits[lang] = FitResult(

@@ -13,13 +13,17 @@ import sweeps.corpus
 from muit_core import ConfigError
 from planner import Allocation, DataRequest, choose_pairs, write_training_data
 from planner.cli import main
-from sweeps.corpus import LanguagePools, Pair
+from sweeps.corpus import LanguagePools, Pair, PairFilter
 from sweeps.instructions import select_pairs
 
+filters_seen: list[PairFilter | None] = []
 
-def fake_pools(source: str, language: str) -> LanguagePools:
+
+def fake_pools(source: str, language: str, pair_filter: PairFilter | None = None) -> LanguagePools:
     """Stands in for the corpus loader (`sweeps.corpus.load_pools`): 10 training pairs and
-    4 held-out pairs per language, whose texts say which pool they are from."""
+    4 held-out pairs per language, whose texts say which pool they are from. Records the
+    filter it was given in filters_seen."""
+    filters_seen.append(pair_filter)
     train = tuple(
         Pair(en=f"train sentence number {i} in english", text=f"{language} train {i}", key=f"t{i}")
         for i in range(10)
@@ -106,6 +110,7 @@ def test_cli_write_data(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sweeps.corpus, "load_pools", fake_pools)  # stands in for the loader
+    filters_seen.clear()
     laws = write_score_laws(tmp_path / "laws.json")
     argv = [str(laws), "--budget", "60", "--languages", "el,hi", "--write-data", "data"]
     assert main([*argv, "--available", "el=10,hi=10", "--max-epochs", "3", "--no-plots"]) == 0
@@ -113,6 +118,14 @@ def test_cli_write_data(
     assert len(records) == 60
     manifest = json.loads((tmp_path / "data" / "manifest.json").read_text())
     assert manifest["languages"]["el"]["corpus"] == "corpora/el.jsonl"
+    # The pools are the sweep's: the laws file's pair filter reaches the loader.
+    assert filters_seen == [PairFilter(4, 20, 0.1)] * 2
+    assert (
+        manifest["languages"]["el"]["pair_filter"]
+        == "min_words=4,max_words=20,heldout_fraction=0.1"
+    )
+    mixture = json.loads((tmp_path / "runs/allocate/mixture.json").read_text())
+    assert mixture["languages"]["hi"]["pair_filter"] == manifest["languages"]["el"]["pair_filter"]
     capsys.readouterr()
 
 

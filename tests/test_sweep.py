@@ -41,6 +41,11 @@ def test_results_csv_has_every_cell_and_loss_falls(smoke_sweep: Path) -> None:
     trained = table[table.n_examples > 0]
     assert (trained.train_tokens > 0).all() and (trained.wall_s > 0).all()
     assert (table.n_available > 1000).all() and table.objective.eq("sft").all()
+    spec = load_spec("smoke")
+    assert table.pair_filter.eq(
+        f"min_words={spec.data.min_words},max_words={spec.data.max_words},"
+        f"heldout_fraction={spec.data.heldout_fraction:g}"
+    ).all()
 
 
 def test_relaunching_a_finished_sweep_runs_nothing(smoke_sweep: Path) -> None:
