@@ -182,7 +182,7 @@ def cmd_allocate(args: argparse.Namespace) -> int:
     if objective is Objective.MAXMIN and len(set(problem.constraints.weights)) > 1:
         log.warning("--weights do not enter the maxmin objective; they are ignored.")
     command = shlex.join(["plan-allocate", *args.argv])
-    log.info("planning %s", {k: v for k, v in vars(args).items() if k != "argv"})
+    log.debug("options: %s", {k: v for k, v in vars(args).items() if k != "argv"})
     report = run_plan(
         problem, budget, objective, robust, targets, args.seed, command, str(args.laws)
     )

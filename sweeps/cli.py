@@ -198,7 +198,17 @@ def _parse_slurm(text: str) -> dict[str, str]:
 def cmd_launch(args: argparse.Namespace) -> int:
     """Enqueue a spec's grid once (idempotent), run workers, and export results.csv."""
     spec = load_spec(args.spec, args.overrides)
-    log.info("resolved spec: %s", json.dumps(spec_to_dict(spec), sort_keys=True))
+    log.info(
+        "spec %s: %s, %s x sizes %s x seeds %s, %s %s (every field: --verbose)",
+        spec.name,
+        "/".join(spec.grid.models),
+        ",".join(spec.data.languages),
+        ",".join(map(str, spec.grid.sizes)),
+        ",".join(map(str, spec.grid.seeds)),
+        spec.objective,
+        spec.train.method,
+    )
+    log.debug("resolved spec: %s", json.dumps(spec_to_dict(spec), sort_keys=True))
     caps = check_grid(spec)
     log.info("training pools: %s", ", ".join(f"{k} {v}" for k, v in caps.items()))
     ledger = open_ledger(spec, args.storage)

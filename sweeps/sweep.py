@@ -12,7 +12,7 @@ import functools
 import io
 import logging
 import multiprocessing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +129,17 @@ def make_run_cell(spec_dict: dict[str, Any]) -> Callable[[Cell], CellOutcome]:
     return functools.partial(run_cell, spec_from_dict(spec_dict))
 
 
+def _pair_filter_text(attrs: Mapping[str, Any]) -> str | None:
+    """The run's pair filter (`PairFilter.to_text`); runs recorded before the attr existed
+    take it from their resolved config."""
+    if attrs.get("pair_filter"):
+        return str(attrs["pair_filter"])
+    data = (attrs.get("config") or {}).get("data")
+    if not data:
+        return None
+    return PairFilter(data["min_words"], data["max_words"], data["heldout_fraction"]).to_text()
+
+
 def results_table(ledger: Ledger, study_name: str) -> pd.DataFrame:
     """The tidy results table (contract 3): one row per finished run and metric.
 
@@ -155,6 +166,7 @@ def results_table(ledger: Ledger, study_name: str) -> pd.DataFrame:
                     "train_tokens": attrs.get("train_tokens", 0),
                     "wall_s": attrs.get("wall_s"),
                     **{key: attrs.get(key) for key in EXTRA_COLUMNS[:-2]},
+                    "pair_filter": _pair_filter_text(attrs),
                     "study": study_name,
                     "trial": record.trial_number,
                 }
