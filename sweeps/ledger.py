@@ -1,7 +1,8 @@
 """The sweep ledger: an Optuna storage holding one trial per attempt at a grid cell.
 
-This is the only module that imports optuna; other modules see `Cell`, `RunRecord` and
-`CellOutcome`, never a `FrozenTrial`. The worker loop itself is in `sweeps.worker`.
+This module and `sweeps._ledger_storage` (which turns a URL into an Optuna storage) are the only
+ones that import optuna; other modules see `Cell`, `RunRecord` and `CellOutcome` (from
+`sweeps.cells`, re-exported here), never a `FrozenTrial`. The worker loop is in `sweeps.worker`.
 
 Storage URLs (`Ledger.open`); a relative path resolves against the sweep folder:
 - `None`, the embedded default: the journal file `<sweep_dir>/ledger.journal` (Optuna's
@@ -36,168 +37,51 @@ failed as stale still lands in the ledger (in its queued retry).
 from __future__ import annotations
 
 import contextlib
-import enum
 import fcntl
-import importlib.util
 import json
 import logging
 import math
 import os
-import re
 import socket
-import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.distributions import IntDistribution
-from optuna.exceptions import StorageInternalError, UpdateFinishedTrialError
-from optuna.storages import BaseStorage, InMemoryStorage, JournalStorage, RDBStorage
-from optuna.storages.journal import JournalFileBackend
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from muit_core import ConfigError, LedgerError
+from sweeps._ledger_storage import (
+    DEFAULT_JOURNAL_NAME,
+    make_storage,
+    mask_password,
+    storage_errors,
+)
+from sweeps.cells import Cell, CellOutcome, Claim, RunRecord, RunState, json_default
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from sweeps.worker import WorkerSummary
 
-DEFAULT_JOURNAL_NAME = "ledger.journal"
+__all__ = [
+    "DEFAULT_JOURNAL_NAME",
+    "GRACE_HEARTBEATS",
+    "Cell",
+    "CellOutcome",
+    "Claim",
+    "Ledger",
+    "RunRecord",
+    "RunState",
+]
+
 GRACE_HEARTBEATS = 3  # default grace = 3 beats: one slow write never fails a live run
-_SQLITE_TIMEOUT_S = 60  # wait this long for SQLite's write lock instead of failing at once
-_PG_CONNECT_TIMEOUT_S = 10  # an unreachable PostgreSQL host fails in 10 s, not minutes
-_HISTORY_FIELDS = ("language", "n_examples", "seed", "model", "objective")
 _SAVE_PAUSES_S = (1, 2, 4, 8, 16, 32)  # back-off between tries to save a finished run
-
-
-@dataclass(frozen=True, order=True)
-class Cell:
-    """One grid cell: the parameters of one fine-tuning run.
-
-    Attributes:
-        language: language code, the same string as in the spec and the fits.
-        n_examples: translation examples trained on; 0 is the untuned base model.
-        seed: data-sampling and training seed.
-        model: base model name or id.
-        objective: training objective (`sft` or `dft`).
-    """
-
-    language: str
-    n_examples: int
-    seed: int
-    model: str = "default"
-    objective: str = "sft"
-
-    def __post_init__(self) -> None:
-        problems = [
-            f"{name}={getattr(self, name)!r} must be a non-empty string"
-            for name in ("language", "model", "objective")
-            if not isinstance(getattr(self, name), str) or not getattr(self, name)
-        ]
-        for name in ("n_examples", "seed"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                problems.append(f"{name}={value!r} must be a non-negative integer")
-        if problems:
-            raise ConfigError(f"Invalid sweep cell: {'; '.join(problems)}.")
-
-    @property
-    def key(self) -> str:
-        """A stable, readable id, e.g. `el/n=256/seed=0/model=default/sft`."""
-        return (
-            f"{self.language}/n={self.n_examples}/seed={self.seed}"
-            f"/model={self.model}/{self.objective}"
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """The cell as a JSON-able dict (the ledger's `cell` user attr)."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Cell:
-        """Inverse of `to_dict`."""
-        return cls(**{name: data[name] for name in _HISTORY_FIELDS})
-
-
-class RunState(enum.Enum):
-    """Where a cell (or one attempt at it) stands."""
-
-    WAITING = "waiting"
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-
-
-@dataclass(frozen=True)
-class CellOutcome:
-    """What a finished run reports; checked on construction.
-
-    Attributes:
-        metrics: metric name -> finite value, e.g. `{"heldout_ce": 2.1, "chrf": 31.0}`.
-        attrs: timings, token counts, the resolved config; JSON-able (numpy scalars, paths and
-            datetimes are converted).
-
-    Raises:
-        ValueError: a metric is not a finite number (NaN must not pass silently).
-        TypeError: an attr cannot be written as JSON.
-    """
-
-    metrics: Mapping[str, float]
-    attrs: Mapping[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        for name, value in self.metrics.items():
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ValueError(f"Metric {name}={value!r} is not a number.")
-            if not math.isfinite(value):
-                raise ValueError(f"Metric {name}={value!r} is not finite.")
-        json.dumps(dict(self.attrs), default=_json_default)
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """One attempt at a cell, as other modules see it.
-
-    Attributes:
-        cell: the grid cell.
-        state: waiting, running, done or failed.
-        trial_number: the Optuna trial number (unique within the study).
-        metrics: the run's metrics (empty unless done).
-        attrs: the run's attrs as `run_cell` returned them (empty unless done).
-        error: why the attempt failed (`Type: message`), else None.
-        attempt: 1 for the first try, 2.. for retries.
-        started_at: when a worker claimed it (local time), None while waiting.
-        finished_at: when it finished (local time), None until then.
-        wall_s: seconds `run_cell` took, None until it finished.
-        worker: `host:pid` of the worker that claimed it.
-    """
-
-    cell: Cell
-    state: RunState
-    trial_number: int
-    metrics: Mapping[str, float]
-    attrs: Mapping[str, Any]
-    error: str | None
-    attempt: int
-    started_at: datetime | None
-    finished_at: datetime | None
-    wall_s: float | None = None
-    worker: str | None = None
-
-
-@dataclass(frozen=True)
-class Claim:
-    """A cell a worker has taken from the queue; hand it back with `finish` or `fail`."""
-
-    cell: Cell
-    trial_number: int
-    attempt: int
-    trial_id: int = field(repr=False)  # the storage's handle
 
 
 _STATE = {
@@ -286,10 +170,10 @@ class Ledger:
         # the ledger often, and the sweep's own log says what matters.
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         sweep_dir = Path(sweep_dir)
-        shown = _mask_password(storage_url or f"journal://{sweep_dir / DEFAULT_JOURNAL_NAME}")
+        shown = mask_password(storage_url or f"journal://{sweep_dir / DEFAULT_JOURNAL_NAME}")
         try:
             sweep_dir.mkdir(parents=True, exist_ok=True)
-            storage, claim_lock = _make_storage(storage_url, sweep_dir)
+            storage, claim_lock = make_storage(storage_url, sweep_dir)
             study = optuna.create_study(
                 storage=storage,
                 study_name=study_name,
@@ -305,8 +189,8 @@ class Ledger:
                 f"The ledger storage {shown} needs the database driver {missing!r}, which is not "
                 "installed; for PostgreSQL run pip install 'muit-planner[postgres]'."
             ) from err
-        except _storage_errors(ValueError, RuntimeError) as err:
-            cause = _mask_password(str(getattr(err, "orig", None) or err).strip().splitlines()[0])
+        except storage_errors(ValueError, RuntimeError) as err:
+            cause = mask_password(str(getattr(err, "orig", None) or err).strip().splitlines()[0])
             on_server = not shown.startswith(("journal:", "sqlite:", "memory"))
             fix = (
                 "check that the server is running and that the URL's host, port, user, password "
@@ -399,7 +283,7 @@ class Ledger:
         """
         attrs = {
             "metrics": {k: float(v) for k, v in outcome.metrics.items()},
-            "attrs": json.loads(json.dumps(dict(outcome.attrs), default=_json_default)),
+            "attrs": json.loads(json.dumps(dict(outcome.attrs), default=json_default)),
             "wall_s": wall_s,
         }
         done = TrialState.COMPLETE
@@ -460,7 +344,7 @@ class Ledger:
         Numpy values, paths and datetimes are converted as in `CellOutcome.attrs`; an unchanged
         value is not written again (every worker may call this; the journal stays small).
         """
-        value = json.loads(json.dumps(value, default=_json_default))
+        value = json.loads(json.dumps(value, default=json_default))
         if self._study.user_attrs.get(key) != value:
             self._study.set_user_attr(key, value)
 
@@ -596,7 +480,7 @@ class Ledger:
         for pause_s in (*_SAVE_PAUSES_S, None):
             try:
                 return write()
-            except _storage_errors() as err:
+            except storage_errors() as err:
                 if pause_s is None:
                     raise LedgerError(
                         f"Could not save the run of cell {claim.cell.key} (trial "
@@ -664,64 +548,6 @@ class Ledger:
         return record
 
 
-def _make_storage(url: str | None, sweep_dir: Path) -> tuple[BaseStorage, Path | None]:
-    """The Optuna storage for `url`, and the claim-lock file it needs (SQLite only)."""
-    if url is None:
-        return _journal(sweep_dir / DEFAULT_JOURNAL_NAME), None
-    scheme = url.split(":", 1)[0].lower()
-    if url in ("memory", "memory://"):
-        return InMemoryStorage(), None
-    if scheme == "journal" and url.startswith("journal://"):
-        return _journal(sweep_dir / url.removeprefix("journal://")), None
-    if scheme == "sqlite" and url.startswith("sqlite:///"):
-        path_text, _, query = url.removeprefix("sqlite:///").partition("?")
-        if path_text in ("", ":memory:"):
-            return RDBStorage(url), None
-        path = sweep_dir / path_text  # an absolute path_text wins over sweep_dir
-        path.parent.mkdir(parents=True, exist_ok=True)
-        engine: dict[str, Any] = {"connect_args": {"timeout": _SQLITE_TIMEOUT_S}}
-        db_url = f"sqlite:///{path}" + (f"?{query}" if query else "")
-        return RDBStorage(db_url, engine_kwargs=engine), path.with_name(path.name + ".claim.lock")
-    if scheme in ("postgresql", "postgres"):
-        # SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3; use whichever driver is here.
-        has_psycopg2 = importlib.util.find_spec("psycopg2") is not None
-        driver = (
-            "psycopg2" if has_psycopg2 or not importlib.util.find_spec("psycopg") else "psycopg"
-        )
-        url, scheme = f"postgresql+{driver}:" + url.split(":", 1)[1], f"postgresql+{driver}"
-    if scheme.startswith("postgresql"):
-        engine = {"pool_pre_ping": True}  # a worker's connection may idle for hours
-        if "connect_timeout" not in url:
-            engine["connect_args"] = {"connect_timeout": _PG_CONNECT_TIMEOUT_S}
-        return RDBStorage(url, engine_kwargs=engine), None
-    if scheme.startswith(("mysql", "mariadb", "oracle", "mssql")):
-        return RDBStorage(url, engine_kwargs={"pool_pre_ping": True}), None
-    raise ConfigError(
-        f"Unknown ledger storage URL {_mask_password(url)!r}; use journal:///path/ledger.journal, "
-        "sqlite:///path/ledger.db, postgresql://user:password@host:5432/db or memory://, or "
-        "leave it unset for the journal file in the sweep folder."
-    )
-
-
-def _storage_errors(*also: type[Exception]) -> tuple[type[Exception], ...]:
-    """The errors a storage raises when it cannot be reached or written, plus `also`."""
-    errors: tuple[type[Exception], ...] = (*also, StorageInternalError, OSError)
-    # SQLAlchemy is imported by Optuna only for RDB storages; without it, none of its errors
-    # can occur (and journal workers start faster).
-    if "sqlalchemy" in sys.modules:
-        errors += (sys.modules["sqlalchemy"].exc.SQLAlchemyError,)
-    return errors
-
-
-def _journal(path: Path) -> JournalStorage:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return JournalStorage(JournalFileBackend(str(path)))
-
-
-def _mask_password(url: str) -> str:
-    return re.sub(r"(://[^:/@\s]*):[^@/\s]*@", r"\1:***@", url)
-
-
 def _last_beat(trial: FrozenTrial) -> float:
     beat = trial.user_attrs.get("heartbeat_unix_s")
     if beat is not None:
@@ -753,16 +579,3 @@ def _to_record(trial: FrozenTrial) -> RunRecord:
         wall_s=attrs.get("wall_s"),
         worker=attrs.get("worker"),
     )
-
-
-def _json_default(obj: Any) -> Any:
-    """JSON for the values trainers commonly put in attrs: numpy values, paths, datetimes."""
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    if isinstance(obj, datetime):
-        return obj.isoformat()
-    if isinstance(obj, enum.Enum):
-        return obj.value
-    raise TypeError(f"Attr value {obj!r} of type {type(obj).__name__} is not JSON-serialisable.")

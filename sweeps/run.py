@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from sweeps.cells import Cell, CellOutcome
 from sweeps.corpus import LanguagePools, PairFilter, load_pools
 from sweeps.evaluate import evaluate_model
 from sweeps.instructions import (
@@ -22,7 +23,6 @@ from sweeps.instructions import (
     select_pairs,
     translation_examples,
 )
-from sweeps.ledger import Cell, CellOutcome
 from sweeps.model import load_model
 from sweeps.spec import SweepSpec, spec_to_dict
 from sweeps.templates import Direction

@@ -1,0 +1,158 @@
+"""Sweep cells and run records: the types the ledger, the workers and the trainer share.
+
+Plain dataclasses with no optuna import, so code that only describes or runs a cell stays light.
+`sweeps.ledger` stores them; see it for how attempts, retries and heartbeats work.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from muit_core import ConfigError
+
+CELL_FIELDS = ("language", "n_examples", "seed", "model", "objective")
+
+
+@dataclass(frozen=True, order=True)
+class Cell:
+    """One grid cell: the parameters of one fine-tuning run.
+
+    Attributes:
+        language: language code, the same string as in the spec and the fits.
+        n_examples: translation examples trained on; 0 is the untuned base model.
+        seed: data-sampling and training seed.
+        model: base model name or id.
+        objective: training objective (`sft` or `dft`).
+    """
+
+    language: str
+    n_examples: int
+    seed: int
+    model: str = "default"
+    objective: str = "sft"
+
+    def __post_init__(self) -> None:
+        problems = [
+            f"{name}={getattr(self, name)!r} must be a non-empty string"
+            for name in ("language", "model", "objective")
+            if not isinstance(getattr(self, name), str) or not getattr(self, name)
+        ]
+        for name in ("n_examples", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                problems.append(f"{name}={value!r} must be a non-negative integer")
+        if problems:
+            raise ConfigError(f"Invalid sweep cell: {'; '.join(problems)}.")
+
+    @property
+    def key(self) -> str:
+        """A stable, readable id, e.g. `el/n=256/seed=0/model=default/sft`."""
+        return (
+            f"{self.language}/n={self.n_examples}/seed={self.seed}"
+            f"/model={self.model}/{self.objective}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The cell as a JSON-able dict (the ledger's `cell` user attr)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Cell:
+        """Inverse of `to_dict`."""
+        return cls(**{name: data[name] for name in CELL_FIELDS})
+
+
+class RunState(enum.Enum):
+    """Where a cell (or one attempt at it) stands."""
+
+    WAITING = "waiting"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class CellOutcome:
+    """What a finished run reports; checked on construction.
+
+    Attributes:
+        metrics: metric name -> finite value, e.g. `{"heldout_ce": 2.1, "chrf": 31.0}`.
+        attrs: timings, token counts, the resolved config; JSON-able (numpy scalars, paths and
+            datetimes are converted).
+
+    Raises:
+        ValueError: a metric is not a finite number (NaN must not pass silently).
+        TypeError: an attr cannot be written as JSON.
+    """
+
+    metrics: Mapping[str, float]
+    attrs: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name, value in self.metrics.items():
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"Metric {name}={value!r} is not a number.")
+            if not math.isfinite(value):
+                raise ValueError(f"Metric {name}={value!r} is not finite.")
+        json.dumps(dict(self.attrs), default=json_default)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One attempt at a cell, as other modules see it.
+
+    Attributes:
+        cell: the grid cell.
+        state: waiting, running, done or failed.
+        trial_number: the Optuna trial number (unique within the study).
+        metrics: the run's metrics (empty unless done).
+        attrs: the run's attrs as `run_cell` returned them (empty unless done).
+        error: why the attempt failed (`Type: message`), else None.
+        attempt: 1 for the first try, 2.. for retries.
+        started_at: when a worker claimed it (local time), None while waiting.
+        finished_at: when it finished (local time), None until then.
+        wall_s: seconds `run_cell` took, None until it finished.
+        worker: `host:pid` of the worker that claimed it.
+    """
+
+    cell: Cell
+    state: RunState
+    trial_number: int
+    metrics: Mapping[str, float]
+    attrs: Mapping[str, Any]
+    error: str | None
+    attempt: int
+    started_at: datetime | None
+    finished_at: datetime | None
+    wall_s: float | None = None
+    worker: str | None = None
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A cell a worker has taken from the queue; hand it back with `finish` or `fail`."""
+
+    cell: Cell
+    trial_number: int
+    attempt: int
+    trial_id: int = field(repr=False)  # the storage's handle
+
+
+def json_default(obj: Any) -> Any:
+    """JSON for the values trainers commonly put in attrs: numpy values, paths, datetimes."""
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if isinstance(obj, datetime):
+        return obj.isoformat()
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    raise TypeError(f"Attr value {obj!r} of type {type(obj).__name__} is not JSON-serialisable.")
