@@ -99,7 +99,7 @@ def run_cell(spec: SweepSpec, cell: Cell) -> CellOutcome:
             examples = mix_general(examples, general, spec.data.general_ratio, cell.seed)
         collate_fn: CollateFn = collate
         if spec.objective == "dft":  # DFT batches also carry each example's English parallel
-            from sweeps.dft import dft_training_data
+            from sweeps.dft_data import dft_training_data
 
             encoded, collate_fn = dft_training_data(spec, tokenizer, examples, cell.language)
         else:

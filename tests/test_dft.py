@@ -14,18 +14,13 @@ import torch.nn.functional as F
 
 from muit_core import ConfigError
 from sweeps.corpus import Pair
-from sweeps.dft import (
+from sweeps.dft import DftLoss, default_layers, dft_terms, make_dft_loss, pool, resolve_layers
+from sweeps.dft_data import (
     DftEncoded,
-    DftLoss,
     collate_dft,
-    default_layers,
-    dft_terms,
     encode_dft_examples,
     english_parallel,
-    make_dft_loss,
-    pool,
     read_english_parallels,
-    resolve_layers,
 )
 from sweeps.instructions import Example, read_general_examples, translation_examples
 from sweeps.model import TINY_MODEL, load_model
