@@ -100,3 +100,19 @@ def test_unreachable_storage_is_one_line(capsys: pytest.CaptureFixture[str]) -> 
     assert code == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[0].startswith("plan-sweep: error: Cannot open the ledger storage")
+
+
+def test_a_dft_cell_runs_end_to_end(tmp_path: Path) -> None:
+    """The DFT objective through `run_cell`: its data, loss and metrics land in results.csv."""
+    overrides = [
+        f"out_dir={str(tmp_path / 'sweep')!r}",
+        "objective='dft'",
+        "data.direction='x-en'",
+        "data.languages=['el']",
+        "grid.sizes=[16]",
+        "grid.include_base=False",
+    ]
+    assert cli.main(["launch", "smoke", *overrides]) == 0
+    table = pd.read_csv(tmp_path / "sweep" / "results.csv")
+    assert set(table.objective) == {"dft"} and set(table.n_examples) == {16}
+    assert table.set_index("metric").loc["heldout_ce", "value"] > 0
