@@ -487,7 +487,7 @@ def loss_check(ours: RunResult, theirs: RunResult, control: RunResult | None) ->
 def shared_cpu_note(summary: Summary, data: dict[str, Any]) -> str:
     """How far to trust absolute figures on a shared CPU, and why one thread was used."""
     note = (
-        f"The machine is shared ({data['cores']} cores, load average {data['load']}): one "
+        f"On this CPU ({data['cores']} cores, load average {data['load']} at the start) one "
         f"trainer's wall time varied by up to {100 * summary.wall_spread:.0f}% between "
         "repetitions, so read the within-pair ratio and the CPU-seconds ratio rather than the "
         "absolute tokens/s."
