@@ -34,7 +34,10 @@ def run_main(
         if getattr(args, "debug", False):
             raise
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
-        print(parser.format_usage().rstrip(), file=sys.stderr)
+        print(
+            f"(`{parser.prog} --help` lists the options; --debug shows the traceback)",
+            file=sys.stderr,
+        )
         return 1
     except KeyboardInterrupt:
         print(f"{parser.prog}: interrupted.", file=sys.stderr)

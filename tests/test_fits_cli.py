@@ -135,4 +135,7 @@ def test_user_errors_are_one_line_and_exit_1(
     err = capsys.readouterr().err
     error_lines = [line for line in err.splitlines() if line.startswith("plan-fit: error:")]
     assert len(error_lines) == 1 and message in error_lines[0]
-    assert "usage: plan-fit" in err
+    assert err.rstrip().endswith(
+        "(`plan-fit --help` lists the options; --debug shows the traceback)"
+    )
+    assert "usage:" not in err  # one sentence and a pointer, not the whole usage
