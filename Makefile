@@ -9,6 +9,7 @@ STAMP := $(VENV)/.installed
 .PHONY: setup lint test test-slow test-all demo clean
 
 $(STAMP): pyproject.toml
+	@echo "Setting up $(VENV): torch ($(TORCH_SPEC)), this package and its extras (a few minutes the first time)"
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
