@@ -13,12 +13,14 @@ A model is named by one of:
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -175,6 +177,20 @@ def build_tiny_model(seed: int = 0) -> tuple[PreTrainedModel, PreTrainedTokenize
     return model, tokenizer
 
 
+@contextlib.contextmanager
+def _no_loading_bar() -> Iterator[None]:
+    """Turn off transformers' progress bars (its "Loading weights" bar) for the block."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
 def load_model(
     name: str,
     *,
@@ -203,7 +219,8 @@ def load_model(
     location = ensure_default_converted() if source.kind == "default" else source.location
     try:
         tokenizer = AutoTokenizer.from_pretrained(location)
-        model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype)
+        with _no_loading_bar():  # a bar per sweep cell for a sub-second load is noise
+            model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype)
     except OSError as err:
         hint = (
             "check the id and your network, or download it and pass the local folder"
