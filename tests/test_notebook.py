@@ -1,8 +1,9 @@
 """The analysis notebook runs headless on a sweep folder and renders its plots.
 
-The real smoke sweep takes minutes of training; these tests use `fits.synthetic`'s realistic
-results table instead (both objectives, so the SFT vs DFT cell runs too), fitted and planned
-through `plan-fit` and `plan-allocate`'s `main()` with a small bootstrap.
+Two folders: the real smoke sweep's (`smoke_sweep`, conftest.py), run through the main
+command's last step (`notebooks/execute.py --summary`: fit, plan, notebook, summary); and
+`fits.synthetic`'s realistic results table with both objectives, so the SFT vs DFT cell runs
+too, fitted and planned through `plan-fit` and `plan-allocate`'s `main()` with a small bootstrap.
 """
 
 from __future__ import annotations
