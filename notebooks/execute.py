@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
-import math
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import nbformat
 from jupyter_client.kernelspec import NoSuchKernel
@@ -38,9 +38,6 @@ from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernel
 from nbconvert import HTMLExporter
 
 from muit_core import PlannerError, atomic_write_text, format_count
-
-if TYPE_CHECKING:
-    from planner import Estimate, PlanReport
 
 NOTEBOOK = Path(__file__).resolve().parent / "analysis.ipynb"
 KERNEL_NAME = "python3"
@@ -181,33 +178,35 @@ def execute(
     )
 
 
-def _gain_headline(report: PlanReport) -> list[str]:
-    """One line: the planner's predicted gain over the best and the worst baseline."""
+def _gain_headline(mixture: dict[str, Any]) -> list[str]:
+    """One line: the plan's predicted gain over the best and the worst baseline, as the mixture
+    config (`plan-allocate`'s `mixture.json`) records them."""
     gains = [
-        (ev.allocation.allocator, gain)
-        for ev, gain in zip(report.baselines, report.gains, strict=True)
-        if math.isfinite(gain.value)
+        (name, entry["planner_gain"])
+        for name, entry in mixture["baselines"].items()
+        if entry["planner_gain"]["value"] is not None
     ]
-    if report.targets is not None or not gains:  # the target objective reports budget saved
+    if mixture["objective"] == "target" or not gains:  # the target objective: budget saved
         return []
-    metric = report.problem.metric
-    best, low = min(gains, key=lambda g: g[1].value)
-    worst, high = max(gains, key=lambda g: g[1].value)
+    best, low = min(gains, key=lambda g: g[1]["value"])
+    worst, high = max(gains, key=lambda g: g[1]["value"])
 
-    def said(gain: Estimate) -> str:
-        band = "" if math.isnan(gain.low) else f" [{gain.low:.2g}, {gain.high:.2g}]"
-        return f"{gain.value:+.2g}{band}"
+    def said(gain: dict[str, float | None]) -> str:
+        band = "" if gain["low"] is None else f" [{gain['low']:.2g}, {gain['high']:.2g}]"
+        return f"{gain['value']:+.2g}{band}"
 
+    level = f"{mixture['interval_level']:.0%}"
     return [
         "",
-        f"Predicted gain of the plan ({metric}, positive = better, 90% interval): "
+        f"Predicted gain of the plan ({mixture['metric']}, positive = better, {level} interval): "
         f"{said(low)} over the best baseline ({best}), {said(high)} over the worst ({worst}).",
     ]
 
 
 def summary(sweep_dir: str | os.PathLike[str], written: Sequence[Path] = ()) -> str:
     """A short account of a finished sweep folder: the laws, the plan against the baselines
-    with the predicted gain, and where every output is.
+    with the predicted gain (as `plan-allocate` wrote them in `allocate/`), and where every
+    output is.
 
     Raises:
         PlannerError: the folder lacks results, laws or a mixture.
@@ -215,16 +214,21 @@ def summary(sweep_dir: str | os.PathLike[str], written: Sequence[Path] = ()) -> 
     from fits import analysis as fa
     from fits.report import format_table as fits_table
     from planner import analysis as pa
-    from planner import format_table as plan_table
 
     folder = Path(sweep_dir)
     main = fa.primary_group(fa.load_groups(folder))
-    report = pa.load_plan(folder, main.laws, str(main.path))
-    mixture = pa.mixture_path(folder)
+    mixture_file = pa.mixture_path(folder)
+    try:
+        mixture = json.loads(mixture_file.read_text(encoding="utf-8"))
+        plan_text = (mixture_file.parent / "table.txt").read_text(encoding="utf-8")
+    except (OSError, json.JSONDecodeError) as err:
+        raise NotebookError(
+            f"Cannot read the plan in {mixture_file.parent} ({err}); run plan-allocate again."
+        ) from err
     where = [
         ("sweep results", folder / fa.RESULTS_NAME),
         ("laws and plots", main.path.parent),
-        ("mixture config", mixture.parent),
+        ("mixture config", mixture_file.parent),
         *(("notebook", path) for path in written),
     ]
     width = max(len(label) for label, _ in where)
@@ -233,8 +237,8 @@ def summary(sweep_dir: str | os.PathLike[str], written: Sequence[Path] = ()) -> 
             f"=== Summary of {folder} ===",
             "",
             "Scaling laws: " + fits_table(main.laws, str(main.path), candidates=False),
-            "The plan: " + plan_table(report),
-            *_gain_headline(report),
+            "The plan: " + plan_text.rstrip("\n"),
+            *_gain_headline(mixture),
             "",
             "Where everything went:",
             *(f"  {label.ljust(width)}  {path}" for label, path in where),
