@@ -9,7 +9,7 @@ of them.
 from __future__ import annotations
 
 from muit_core.atomic import atomic_write_bytes, atomic_write_text
-from muit_core.cli import run_main
+from muit_core.cli import configure_logging, run_main
 from muit_core.errors import (
     AllocationError,
     ConfigError,
@@ -33,6 +33,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
     "cache_dir",
+    "configure_logging",
     "format_count",
     "parse_count",
     "run_main",

@@ -10,6 +10,14 @@ from collections.abc import Callable, Sequence
 from muit_core.errors import PlannerError
 
 
+def configure_logging(level: int = logging.INFO) -> None:
+    """Log to stderr as `12:03:41 sweeps.worker: message`, unless logging is already set up
+    (`logging.basicConfig` leaves existing handlers alone)."""
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S"
+    )
+
+
 def run_main(
     parser: argparse.ArgumentParser,
     dispatch: Callable[[argparse.Namespace], int | None],
@@ -24,10 +32,7 @@ def run_main(
         The process exit code: 0 on success, 1 on a user error.
     """
     args = parser.parse_args(argv)
-    level = logging.DEBUG if getattr(args, "verbose", False) else logging.INFO
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S"
-    )
+    configure_logging(logging.DEBUG if getattr(args, "verbose", False) else logging.INFO)
     try:
         code = dispatch(args)
     except PlannerError as err:

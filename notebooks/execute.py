@@ -37,7 +37,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 from nbconvert import HTMLExporter
 
-from muit_core import PlannerError, atomic_write_text, format_count
+from muit_core import PlannerError, atomic_write_text, configure_logging, format_count
 
 NOTEBOOK = Path(__file__).resolve().parent / "analysis.ipynb"
 KERNEL_NAME = "python3"
@@ -260,9 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "(instead of only the two notebook paths)",
     )
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S"
-    )
+    configure_logging()
     logging.getLogger("traitlets").addFilter(_quiet_jupyter_log)  # nbclient's, nbconvert's log
     try:
         paths = execute(args.sweep_dir, args.budget)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from muit_core import ConfigError, LedgerError
+from muit_core import ConfigError, LedgerError, configure_logging
 from sweeps.ledger import Cell, CellOutcome, Claim, Ledger, RunRecord, RunState
 
 RunCell = Callable[[Cell], CellOutcome]
@@ -225,10 +225,7 @@ def run_worker_process(
     Returns:
         What the worker did.
     """
-    if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S"
-        )
+    configure_logging()
     with _sigterm_as_exit():
         ledger = Ledger.open(
             storage_url,
