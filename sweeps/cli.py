@@ -62,9 +62,32 @@ def _split_languages(text: str) -> list[str]:
     return [code.strip() for code in text.split(",") if code.strip()]
 
 
+def _add_corpus_flags(parser: argparse.ArgumentParser) -> None:
+    """`--source` and the pair filter's flags, as `_pair_filter` reads them."""
+    parser.add_argument(
+        "--source",
+        default=LIBREOFFICE_SOURCE,
+        help="'libreoffice' (default), 'libreoffice:HELP_DIR', or a .jsonl/.tsv/dataset path "
+        "('{lang}' is replaced by the code)",
+    )
+    parser.add_argument("--min-words", type=int, default=DEFAULT_MIN_WORDS, help="English words")
+    parser.add_argument("--max-words", type=int, default=DEFAULT_MAX_WORDS, help="English words")
+    parser.add_argument(
+        "--heldout-fraction",
+        type=float,
+        default=DEFAULT_HELDOUT_FRACTION,
+        help="share of distinct English sentences held out, as the sweep spec's "
+        "data.heldout_fraction (default %(default)s)",
+    )
+
+
+def _pair_filter(args: argparse.Namespace) -> PairFilter:
+    return PairFilter(args.min_words, args.max_words, args.heldout_fraction)
+
+
 def cmd_data(args: argparse.Namespace) -> int:
     """Print per-language pair counts (training and held-out pools) and two sample pairs."""
-    pair_filter = PairFilter(args.min_words, args.max_words, args.heldout_fraction)
+    pair_filter = _pair_filter(args)
     rows: list[dict[str, Any]] = []
     for language in _split_languages(args.languages):
         pools = load_pools(args.source, language, pair_filter)
@@ -142,7 +165,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     from sweeps.probe import format_probe_table, logit_lens, probe_examples
     from sweeps.run import pick_device
 
-    pair_filter = PairFilter(args.min_words, args.max_words, args.heldout_fraction)
+    pair_filter = _pair_filter(args)
     pools = load_pools(args.source, args.language, pair_filter)
     examples = probe_examples(pools, args.n)
     if not examples:
@@ -370,20 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = sub("data", cmd_data, "per-language pair counts and samples")
     data.add_argument("--languages", required=True, help="comma-separated codes, e.g. el,hi")
-    data.add_argument(
-        "--source",
-        default=LIBREOFFICE_SOURCE,
-        help="'libreoffice' (default), 'libreoffice:HELP_DIR', or a .jsonl/.tsv/dataset path "
-        "('{lang}' is replaced by the code)",
-    )
-    data.add_argument("--min-words", type=int, default=DEFAULT_MIN_WORDS, help="English words")
-    data.add_argument("--max-words", type=int, default=DEFAULT_MAX_WORDS, help="English words")
-    data.add_argument(
-        "--heldout-fraction",
-        type=float,
-        default=DEFAULT_HELDOUT_FRACTION,
-        help="share of distinct English sentences held out (default %(default)s)",
-    )
+    _add_corpus_flags(data)
     data.add_argument("--format", choices=("table", "json"), default="table")
 
     model = sub("model", cmd_model, "load a base model and score one batch")
@@ -407,19 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     probe.add_argument("--language", required=True, help="the source language X, e.g. el")
     probe.add_argument("--n", type=int, default=16, help="held-out pairs (default %(default)s)")
-    probe.add_argument(
-        "--source",
-        default=LIBREOFFICE_SOURCE,
-        help="'libreoffice' (default), 'libreoffice:HELP_DIR', or a .jsonl/.tsv/dataset path",
-    )
-    probe.add_argument("--min-words", type=int, default=DEFAULT_MIN_WORDS, help="English words")
-    probe.add_argument("--max-words", type=int, default=DEFAULT_MAX_WORDS, help="English words")
-    probe.add_argument(
-        "--heldout-fraction",
-        type=float,
-        default=DEFAULT_HELDOUT_FRACTION,
-        help="as in the sweep spec's data.heldout_fraction (default %(default)s)",
-    )
+    _add_corpus_flags(probe)
     probe.add_argument(
         "--system-prompt", default=None, help="as in training (default: the template's own)"
     )

@@ -39,8 +39,7 @@ def cached_pools(source: str, language: str, pair_filter: PairFilter) -> Languag
 
 def spec_pools(spec: SweepSpec, language: str) -> LanguagePools:
     """The language's pools under the spec's data settings."""
-    rules = PairFilter(spec.data.min_words, spec.data.max_words, spec.data.heldout_fraction)
-    return cached_pools(spec.data.source, language, rules)
+    return cached_pools(spec.data.source, language, spec.data.pair_filter())
 
 
 def pick_device() -> torch.device:
@@ -148,9 +147,6 @@ def run_cell(spec: SweepSpec, cell: Cell) -> CellOutcome:
         "n_generated": evaluation.n_generated,
         "tokens_per_example": tokens_per_example,
         "corpus": spec.data.source,
-        "pair_filter": PairFilter(
-            spec.data.min_words, spec.data.max_words, spec.data.heldout_fraction
-        ).to_text(),
         "eval_wall_s": round(evaluation.wall_s, 3),
         "wall_s": round(time.perf_counter() - started, 3),
         "device": str(device),

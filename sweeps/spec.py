@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from muit_core import ConfigError
+from sweeps.corpus import PairFilter
 
 SPECS_DIR = Path(__file__).parent / "specs"
 
@@ -36,6 +37,10 @@ class DataSpec:
     general_data: str = ""  # Alpaca-format JSONL of general instructions ({lang}); '' = none
     general_ratio: float = 0.0  # general examples mixed in per translation example
     system_prompt: str | None = None  # None = the chat template's default system prompt
+
+    def pair_filter(self) -> PairFilter:
+        """The corpus filter these settings ask for (length limits, held-out share)."""
+        return PairFilter(self.min_words, self.max_words, self.heldout_fraction)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from muit_core import ConfigError, LedgerError, atomic_write_text
-from sweeps.corpus import PairFilter, load_pools
+from sweeps.corpus import load_pools
 from sweeps.ledger import Cell, CellOutcome, Ledger, RunState
 from sweeps.spec import SweepSpec, spec_from_dict, spec_to_dict
 
@@ -60,7 +60,7 @@ def check_grid(spec: SweepSpec) -> dict[str, int]:
     Raises:
         ConfigError: naming every language whose pool is too small, with its cap.
     """
-    rules = PairFilter(spec.data.min_words, spec.data.max_words, spec.data.heldout_fraction)
+    rules = spec.data.pair_filter()
     caps, problems = {}, []
     for language in spec.data.languages:
         pools = load_pools(spec.data.source, language, rules)
@@ -130,14 +130,9 @@ def make_run_cell(spec_dict: dict[str, Any]) -> Callable[[Cell], CellOutcome]:
 
 
 def _pair_filter_text(attrs: Mapping[str, Any]) -> str | None:
-    """The run's pair filter (`PairFilter.to_text`); runs recorded before the attr existed
-    take it from their resolved config."""
-    if attrs.get("pair_filter"):
-        return str(attrs["pair_filter"])
-    data = (attrs.get("config") or {}).get("data")
-    if not data:
-        return None
-    return PairFilter(data["min_words"], data["max_words"], data["heldout_fraction"]).to_text()
+    """The run's pair filter (`PairFilter.to_text`), from the resolved config it recorded."""
+    config = attrs.get("config")
+    return spec_from_dict(config).data.pair_filter().to_text() if config else None
 
 
 def results_table(ledger: Ledger, study_name: str) -> pd.DataFrame:
@@ -151,6 +146,7 @@ def results_table(ledger: Ledger, study_name: str) -> pd.DataFrame:
         if record.state is not RunState.DONE:
             continue
         attrs = record.attrs
+        pair_filter = _pair_filter_text(attrs)
         for metric, value in record.metrics.items():
             rows.append(
                 {
@@ -166,7 +162,7 @@ def results_table(ledger: Ledger, study_name: str) -> pd.DataFrame:
                     "train_tokens": attrs.get("train_tokens", 0),
                     "wall_s": attrs.get("wall_s"),
                     **{key: attrs.get(key) for key in EXTRA_COLUMNS[:-2]},
-                    "pair_filter": _pair_filter_text(attrs),
+                    "pair_filter": pair_filter,
                     "study": study_name,
                     "trial": record.trial_number,
                 }
