@@ -10,7 +10,7 @@ import enum
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -133,6 +133,12 @@ class RunRecord:
     finished_at: datetime | None
     wall_s: float | None = None
     worker: str | None = None
+
+
+def mean_wall_s(records: Sequence[RunRecord]) -> float:
+    """Mean `wall_s` of the done runs among `records`; NaN when none is done."""
+    walls = [r.wall_s for r in records if r.state == RunState.DONE and r.wall_s is not None]
+    return sum(walls) / len(walls) if walls else math.nan
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,15 @@ from sweeps._ledger_storage import (
     mask_password,
     storage_errors,
 )
-from sweeps.cells import Cell, CellOutcome, Claim, RunRecord, RunState, json_default
+from sweeps.cells import (
+    Cell,
+    CellOutcome,
+    Claim,
+    RunRecord,
+    RunState,
+    json_default,
+    mean_wall_s,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -388,12 +396,12 @@ class Ledger:
         import pandas as pd  # here only: workers never need it, and it costs ~1 s to import
 
         records, live, now = self.records(), self.live_cells(), datetime.now()
-        overall_mean = _mean_wall(records)
+        overall_mean = mean_wall_s(records)
         rows: dict[str, dict[str, float]] = {}
         for language in [*sorted({r.cell.language for r in records}), "all"]:
             mine = [r for r in records if language in ("all", r.cell.language)]
             row: dict[str, float] = {s.value: sum(r.state == s for r in mine) for s in _ORDER}
-            mean = _mean_wall(mine)
+            mean = mean_wall_s(mine)
             row.update(total=len(mine), mean_wall_s=mean)
             row["workers"] = sum(language in ("all", c.language) for c in live)
             rows[language] = row
@@ -554,11 +562,6 @@ def _last_beat(trial: FrozenTrial) -> float:
         return float(beat)
     # Claimed but died before its first beat: count from the claim.
     return trial.datetime_start.timestamp() if trial.datetime_start else time.time()
-
-
-def _mean_wall(records: Sequence[RunRecord]) -> float:
-    walls = [r.wall_s for r in records if r.state == RunState.DONE and r.wall_s is not None]
-    return sum(walls) / len(walls) if walls else math.nan
 
 
 def _to_record(trial: FrozenTrial) -> RunRecord:

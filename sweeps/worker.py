@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import multiprocessing
 import pickle
 import signal
@@ -30,6 +31,7 @@ from pathlib import Path
 from types import FrameType
 
 from muit_core import ConfigError, LedgerError, configure_logging
+from sweeps.cells import mean_wall_s
 from sweeps.ledger import Cell, CellOutcome, Claim, Ledger, RunRecord, RunState
 
 RunCell = Callable[[Cell], CellOutcome]
@@ -128,10 +130,9 @@ def sweep_progress(standing: Sequence[RunRecord], n_workers: int) -> str:
     n_done = sum(r.state == RunState.DONE for r in standing)
     n_left = sum(r.state in (RunState.WAITING, RunState.RUNNING) for r in standing)
     text = f"{n_done}/{len(standing)} cells done"
-    walls = [r.wall_s for r in standing if r.state == RunState.DONE and r.wall_s is not None]
-    if not walls or not n_left:
+    mean_s = mean_wall_s(standing)
+    if math.isnan(mean_s) or not n_left:
         return text
-    mean_s = sum(walls) / len(walls)
     eta_min = n_left * mean_s / max(n_workers, 1) / 60
     return f"{text}, {n_left} left, ~{mean_s:.0f} s a cell, ETA {eta_min:.0f} min"
 
