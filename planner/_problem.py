@@ -48,7 +48,7 @@ class Problem:
     higher_is_better: bool
     corpora: tuple[str, ...]
     laws: tuple[str, ...]
-    pair_filters: tuple[str, ...] = ()
+    pair_filters: tuple[str, ...]
 
     @property
     def languages(self) -> tuple[str, ...]:

@@ -100,7 +100,7 @@ def mixture_dict(report: PlanReport) -> dict[str, Any]:
             "predicted": _estimate(report.planner.scores[i]),
             "law": p.laws[i],
             "corpus": p.corpora[i] or None,
-            "pair_filter": (p.pair_filters[i] if p.pair_filters else "") or None,
+            "pair_filter": p.pair_filters[i] or None,
         }
         if c.unit == "tokens":
             entry["tokens"] = examples * c.units_per_example[i]

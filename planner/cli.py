@@ -192,7 +192,7 @@ def cmd_allocate(args: argparse.Namespace) -> int:
     if args.write_data:
         corpora = dict(zip(problem.languages, problem.corpora, strict=True))
         pools = dict(zip(problem.languages, problem.constraints.n_available, strict=True))
-        filters = dict(zip(problem.languages, problem.pair_filters, strict=False))
+        filters = dict(zip(problem.languages, problem.pair_filters, strict=True))  # '': default
         request = DataRequest(
             Path(args.write_data),
             corpora,
@@ -200,7 +200,7 @@ def cmd_allocate(args: argparse.Namespace) -> int:
             args.data_format,
             args.seed,
             pools,
-            {lang: text for lang, text in filters.items() if text},
+            filters,
         )
         manifest = write_training_data(report.planner.allocation, request)
         log.info("wrote %d examples to %s", manifest["examples"], args.write_data)
