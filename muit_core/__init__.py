@@ -8,7 +8,7 @@ of them.
 
 from __future__ import annotations
 
-from muit_core.atomic import atomic_write_bytes, atomic_write_text
+from muit_core.atomic import atomic_write_bytes, atomic_write_png, atomic_write_text
 from muit_core.cli import configure_logging, run_main
 from muit_core.errors import (
     AllocationError,
@@ -31,6 +31,7 @@ __all__ = [
     "ModelError",
     "PlannerError",
     "atomic_write_bytes",
+    "atomic_write_png",
     "atomic_write_text",
     "cache_dir",
     "configure_logging",

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
@@ -35,3 +40,13 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
 def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "utf-8") -> Path:
     """Write `text` to `path` atomically; see `atomic_write_bytes`."""
     return atomic_write_bytes(path, text.encode(encoding))
+
+
+def atomic_write_png(figure: Figure, path: str | os.PathLike[str], dpi: float | None = None) -> Path:
+    """Render a matplotlib `figure` as a PNG and write it to `path` atomically.
+
+    `dpi=None` keeps the figure's own resolution. The figure is not closed.
+    """
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi if dpi is not None else "figure")
+    return atomic_write_bytes(path, buffer.getvalue())
