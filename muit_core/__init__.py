@@ -8,7 +8,7 @@ of them.
 
 from __future__ import annotations
 
-from muit_core.atomic import atomic_write_bytes, atomic_write_png, atomic_write_text
+from muit_core.atomic import OutputSet, atomic_write_bytes, atomic_write_png, atomic_write_text
 from muit_core.cli import configure_logging, run_main
 from muit_core.errors import (
     AllocationError,
@@ -29,6 +29,7 @@ __all__ = [
     "FitError",
     "LedgerError",
     "ModelError",
+    "OutputSet",
     "PlannerError",
     "atomic_write_bytes",
     "atomic_write_png",

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from muit_core.errors import ConfigError
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -42,7 +45,9 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "
     return atomic_write_bytes(path, text.encode(encoding))
 
 
-def atomic_write_png(figure: Figure, path: str | os.PathLike[str], dpi: float | None = None) -> Path:
+def atomic_write_png(
+    figure: Figure, path: str | os.PathLike[str], dpi: float | None = None
+) -> Path:
     """Render a matplotlib `figure` as a PNG and write it to `path` atomically.
 
     `dpi=None` keeps the figure's own resolution. The figure is not closed.
@@ -50,3 +55,74 @@ def atomic_write_png(figure: Figure, path: str | os.PathLike[str], dpi: float | 
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi if dpi is not None else "figure")
     return atomic_write_bytes(path, buffer.getvalue())
+
+
+class OutputSet:
+    """Write a run's outputs all or none: stage every file, then put them in place together.
+
+    Use as a context manager. Files written through it go to a hidden staging folder inside
+    `out_dir`; when the block ends without an exception, each is renamed over its target (a
+    rename in the same file system, so a reader sees the old file or the new one, never half of
+    one); when it raises, the staged files are deleted and every earlier output is untouched.
+
+    Creating it checks that `out_dir` is (or can be made) a writable folder, so a bad `--out`
+    fails before any work is done.
+
+    Raises:
+        ConfigError: `out_dir` is a file, or cannot be created or written.
+    """
+
+    def __init__(self, out_dir: str | os.PathLike[str], option: str = "--out") -> None:
+        self.out_dir = Path(out_dir)
+        if self.out_dir.exists() and not self.out_dir.is_dir():
+            raise ConfigError(
+                f"{option} {str(self.out_dir)!r} is a file, not a folder; give a folder path."
+            )
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            self._staging = Path(tempfile.mkdtemp(dir=self.out_dir, prefix=".staging-"))
+        except OSError as err:
+            raise ConfigError(
+                f"Cannot write to {option} {str(self.out_dir)!r} ({err.strerror}); give a "
+                "folder you can write to."
+            ) from None
+        self._staged: list[tuple[Path, Path]] = []
+
+    def path(self, name: str) -> Path:
+        """Where `name` (a path relative to `out_dir`) will end up."""
+        return self.out_dir / name
+
+    def write_bytes(self, name: str, data: bytes) -> Path:
+        """Stage `data` for `out_dir / name`; returns the final path."""
+        staged = self._staging / f"{len(self._staged)}.part"
+        with open(staged, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(staged, 0o666 & ~umask)
+        self._staged.append((staged, self.out_dir / name))
+        return self.out_dir / name
+
+    def write_text(self, name: str, text: str, encoding: str = "utf-8") -> Path:
+        """Stage `text` for `out_dir / name`; returns the final path."""
+        return self.write_bytes(name, text.encode(encoding))
+
+    def write_png(self, name: str, figure: Figure, dpi: float | None = None) -> Path:
+        """Stage a matplotlib figure as a PNG for `out_dir / name`; returns the final path."""
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=dpi if dpi is not None else "figure")
+        return self.write_bytes(name, buffer.getvalue())
+
+    def __enter__(self) -> OutputSet:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        try:
+            if exc_type is None:
+                for staged, target in self._staged:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(staged, target)
+        finally:
+            shutil.rmtree(self._staging, ignore_errors=True)
