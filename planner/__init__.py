@@ -1,13 +1,19 @@
 """Allocation of a translation-data budget across languages: `plan-allocate`.
 
-The solver works on per-language value functions (`ValueModel`) and bounds (`Constraints`);
-`build_problem` makes both from the laws file `fits` writes. Importing `planner` loads
-neither torch nor transformers.
+Modules, from the inside out: `values` (per-language value curves), `allocation` (the
+allocator interface, its bounds and result), `solvers` and `search` (exact and global
+optimisation), `optimiser` (the planner: the optimising allocator and its objectives),
+`baselines` (the heuristics it is compared with), `problem` (an allocation's inputs, built
+from a laws file), `evaluation` (predicted outcomes and gains), `report` (a finished plan and
+its table), `mixture` (the mixture config a plan is written to and read back from), `plots`,
+`pipeline` (the end-to-end run of `plan-allocate` and its outputs), `write_data`
+(`--write-data`), `cli` and `analysis` (the notebook's tables and what-if plans). Everything
+below is re-exported here. Importing `planner` loads neither torch nor transformers.
 """
 
 from __future__ import annotations
 
-from planner._allocation import (
+from planner.allocation import (
     Allocation,
     BaseAllocator,
     Constraints,
@@ -15,7 +21,7 @@ from planner._allocation import (
     round_examples,
     split_capped,
 )
-from planner._baselines import (
+from planner.baselines import (
     ProportionalAllocator,
     TemperatureAllocator,
     UniformAllocator,
@@ -24,13 +30,42 @@ from planner._baselines import (
     temperature_shares,
     unimax,
 )
-from planner._evaluate import INTERVAL_LEVEL, Estimate, Evaluation, evaluate, frontier, gain
-from planner._plan import frontier_figure, minimum_budget, run_plan, write_outputs
-from planner._planner import Objective, PlannerAllocator, Robustness
-from planner._problem import Problem, Unit, build_problem, parse_assignments, select_languages
-from planner._report import PlanReport, format_table, mixture_dict, write_mixture
-from planner._search import global_search
-from planner._solvers import (
+from planner.evaluation import INTERVAL_LEVEL, Estimate, Evaluation, evaluate, frontier, gain
+from planner.mixture import (
+    MIXTURE_FORMAT,
+    check_mixture,
+    mixture_dict,
+    read_mixture,
+    report_from_mixture,
+    write_mixture,
+)
+from planner.optimiser import (
+    Objective,
+    PlannerAllocator,
+    Robustness,
+    aggregate_draws,
+    objective_per_draw,
+)
+from planner.pipeline import (
+    frontier_figure,
+    make_planner,
+    minimum_budget,
+    run_plan,
+    write_outputs,
+)
+from planner.problem import (
+    Problem,
+    Unit,
+    build_problem,
+    law_curve,
+    parse_assignments,
+    recorded_problem,
+    select_languages,
+    usable_fit,
+)
+from planner.report import PlanReport, format_table, objective_label
+from planner.search import global_search
+from planner.solvers import (
     fill_to_budget,
     is_concave,
     is_monotone,
@@ -38,7 +73,7 @@ from planner._solvers import (
     minimal_amounts,
     water_fill,
 )
-from planner._values import (
+from planner.values import (
     R_STAR,
     Aggregate,
     CallableValue,
@@ -48,10 +83,11 @@ from planner._values import (
     effective_data,
     effective_data_slope,
 )
-from planner._write_data import DataRequest, choose_pairs, write_training_data
+from planner.write_data import DataRequest, choose_pairs, write_training_data
 
 __all__ = [
     "INTERVAL_LEVEL",
+    "MIXTURE_FORMAT",
     "R_STAR",
     "Aggregate",
     "Allocation",
@@ -74,8 +110,10 @@ __all__ = [
     "UniformAllocator",
     "Unit",
     "ValueModel",
+    "aggregate_draws",
     "baseline_allocators",
     "build_problem",
+    "check_mixture",
     "choose_pairs",
     "effective_data",
     "effective_data_slope",
@@ -88,18 +126,26 @@ __all__ = [
     "global_search",
     "is_concave",
     "is_monotone",
+    "law_curve",
     "level_fill",
     "make_allocation",
+    "make_planner",
     "minimal_amounts",
     "minimum_budget",
     "mixture_dict",
+    "objective_label",
+    "objective_per_draw",
     "parse_assignments",
+    "read_mixture",
+    "recorded_problem",
+    "report_from_mixture",
     "round_examples",
     "run_plan",
     "select_languages",
     "split_capped",
     "temperature_shares",
     "unimax",
+    "usable_fit",
     "water_fill",
     "write_mixture",
     "write_outputs",

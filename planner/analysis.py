@@ -2,18 +2,17 @@
 
 `notebooks/analysis.ipynb` calls these functions. A sweep's plan lives in
 `SWEEP_DIR/allocate/mixture.json`, as `plan-allocate LAWS --budget N --out SWEEP_DIR/allocate`
-writes it (`notebooks/execute.py` runs that when it is missing); `load_plan` re-solves it from
-the laws file and the mixture's settings, so every table here shows the numbers of that config.
+writes it (`notebooks/execute.py` runs that when it is missing). `load_plan` reads the plan
+from that file, so every table here shows the numbers `plan-allocate` wrote; the laws file
+gives the curves for what only the laws can answer (the frontier, the marginal values and
+`what_if` plans, which are built from the plan's recorded settings).
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import logging
 import math
-import shlex
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,15 +23,15 @@ from matplotlib.figure import Figure
 
 from fits.analysis import resolve_sweep
 from muit_core import ConfigError, DataError, format_count, parse_count
-from planner._evaluate import INTERVAL_LEVEL, Estimate
-from planner._plan import (
+from planner.evaluation import INTERVAL_LEVEL, Estimate
+from planner.mixture import read_mixture, report_from_mixture
+from planner.pipeline import (
     frontier_figure as frontier_figure,
 )  # the notebook calls pa.frontier_figure
-from planner._plan import run_plan
-from planner._planner import Objective, Robustness
-from planner._plots import plot_marginal_value
-from planner._problem import Unit, build_problem
-from planner._report import MIXTURE_FORMAT, PlanReport, objective_label
+from planner.pipeline import run_plan
+from planner.plots import plot_marginal_value
+from planner.problem import Unit
+from planner.report import PlanReport, objective_label
 
 if TYPE_CHECKING:
     import os
@@ -71,87 +70,18 @@ def default_budget(laws: LawsFile) -> float:
     return float(round(total, digits))
 
 
-def _command_seed(command: str) -> int:
-    """The `--seed` of a plan-allocate command line (0 when absent)."""
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--seed", type=int, default=0)
-    known, _ = parser.parse_known_args(shlex.split(command)[1:])
-    return int(known.seed)
-
-
-def plan_from_mixture(
-    mixture: Mapping[str, Any], laws: LawsFile, laws_path: str = ""
-) -> PlanReport:
-    """Re-solve the plan a mixture config records, from the laws it was made with.
-
-    The languages, floors, weights, pool sizes, epoch cap, unit, objective, robustness,
-    targets, seed and budget come from the mixture; the curves from `laws`. A warning is
-    logged when the re-solved examples differ from the mixture's (other laws or options).
-
-    Raises:
-        DataError: the mixture is not a `muit-mixture/1` config, or names a language the laws
-            file lacks.
-    """
-    if mixture.get("format") != MIXTURE_FORMAT:
-        raise DataError(
-            f"Not a mixture config: expected format {MIXTURE_FORMAT!r}, found "
-            f"{mixture.get('format')!r}; write one with plan-allocate."
-        )
-    entries: dict[str, dict[str, Any]] = dict(mixture["languages"])
-    unknown = [code for code in entries if code not in laws.fits]
-    if unknown:
-        raise DataError(
-            f"The mixture plans {', '.join(unknown)}, which the laws file lacks; "
-            "re-run plan-allocate on this laws file."
-        )
-    problem = build_problem(
-        laws,
-        list(entries),
-        unit=Unit(mixture["budget_unit"]),
-        max_epochs=float(mixture["max_epochs"]),
-        floors={code: float(e["floor"]) for code, e in entries.items()},
-        weights={code: float(e["weight"]) for code, e in entries.items()},
-        available={code: float(e["n_available"]) for code, e in entries.items()},
-        corpora={code: str(e["corpus"]) for code, e in entries.items() if e.get("corpus")},
-    )
-    robust = None
-    if mixture.get("robust"):
-        robust = Robustness(mixture["robust"].get("quantile"))
-    targets = None
-    if mixture.get("targets") is not None:
-        targets = [float(mixture["targets"].get(code, math.nan)) for code in entries]
-    command = str(mixture.get("command") or "")
-    report = run_plan(
-        problem,
-        float(mixture["budget"]),
-        Objective(mixture["objective"]),
-        robust,
-        targets,
-        _command_seed(command),
-        command,
-        laws_path or str(mixture.get("laws_file") or ""),
-    )
-    recorded = tuple(int(e["examples"]) for e in entries.values())
-    if report.planner.allocation.examples != recorded:
-        log.warning(
-            "The re-solved plan differs from the mixture's (%s vs %s): the mixture was made "
-            "from other laws or options; re-run plan-allocate to refresh it.",
-            report.planner.allocation.examples,
-            recorded,
-        )
-    return report
-
-
 def load_plan(
     sweep_dir: str | os.PathLike[str], laws: LawsFile, laws_path: str = ""
 ) -> PlanReport:
-    """The plan of `SWEEP_DIR/allocate/mixture.json`, re-solved from `laws` (`plan_from_mixture`).
+    """The plan of `SWEEP_DIR/allocate/mixture.json`, as recorded, with the curves of `laws`.
 
-    A relative `sweep_dir` is found as `fits.analysis.resolve_sweep` finds it.
+    Nothing is solved: see `planner.mixture.report_from_mixture` (which warns when `laws` is
+    not the laws file the plan was made from). A relative `sweep_dir` is found as
+    `fits.analysis.resolve_sweep` finds it.
 
     Raises:
-        DataError: no sweep folder or no mixture there (the message gives the command that
-            writes it).
+        DataError: no sweep folder, no mixture there, or one an older plan-allocate wrote (the
+            message gives the command that writes it).
     """
     path = mixture_path(resolve_sweep(sweep_dir))
     if not path.is_file():
@@ -159,11 +89,8 @@ def load_plan(
             f"No mixture config at {str(path)!r}; run `plan-allocate LAWS_JSON --budget N "
             f"--out {path.parent}` or `notebooks/execute.py {sweep_dir}` first."
         )
-    try:
-        mixture = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise DataError(f"Cannot read the mixture config {str(path)!r}: {err}.") from err
-    return plan_from_mixture(mixture, laws, laws_path)
+    source = f"The mixture config {str(path)!r}"
+    return report_from_mixture(read_mixture(path), laws, laws_path, source)
 
 
 def what_if(
@@ -172,16 +99,19 @@ def what_if(
     budget: float | str | None = None,
     weights: Mapping[str, float] | None = None,
     max_epochs: float | None = None,
-    seed: int = 0,
+    seed: int | None = None,
 ) -> PlanReport:
-    """The same plan with another budget, other weights or another epoch cap.
+    """The same plan with another budget, other weights or another epoch cap, solved anew.
+
+    The problem is the plan's own (its recorded bounds, objective, robustness and targets),
+    with the given changes.
 
     Args:
         report: the plan to vary.
         budget: the new budget in the plan's unit (a number, or text such as "250k").
         weights: new objective weights for some languages; the others keep theirs.
         max_epochs: the new cap on passes over each pool.
-        seed: the planner's search seed.
+        seed: the planner's search seed (default: the plan's).
 
     Raises:
         ConfigError: an unknown language or a non-positive weight or epoch cap.
@@ -214,7 +144,7 @@ def what_if(
         report.objective,
         report.robust,
         report.targets,
-        seed,
+        report.seed if seed is None else seed,
         laws_path=report.laws_path,
     )
 

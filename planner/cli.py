@@ -17,13 +17,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from fits import read_laws
 from muit_core import ConfigError, parse_count
 from muit_core.cli import add_common_flags, run_main
-from planner._plan import make_planner, minimum_budget, run_plan, write_outputs
-from planner._planner import Objective, Robustness
-from planner._problem import Problem, Unit, build_problem, parse_assignments, select_languages
-from planner._report import format_table, mixture_dict
-from planner._write_data import DATA_FORMATS, DataRequest, write_training_data
+from planner.mixture import mixture_dict
+from planner.optimiser import Objective, Robustness
+from planner.pipeline import make_planner, minimum_budget, run_plan, write_outputs
+from planner.problem import Problem, Unit, build_problem, parse_assignments, select_languages
+from planner.report import format_table
+from planner.write_data import DATA_FORMATS, DataRequest, write_training_data
 
 log = logging.getLogger("plan-allocate")
 
@@ -127,8 +129,6 @@ def _floors(text: str, languages: Sequence[str]) -> dict[str, float]:
 
 
 def _problem(args: argparse.Namespace) -> Problem:
-    from fits import read_laws
-
     laws = read_laws(args.laws)
     languages = select_languages(laws, args.languages)
     corpora = {
@@ -187,7 +187,7 @@ def cmd_allocate(args: argparse.Namespace) -> int:
         problem, budget, objective, robust, targets, args.seed, command, str(args.laws)
     )
     out_dir = Path(args.out)
-    for path in write_outputs(report, out_dir, seed=args.seed, plots=not args.no_plots):
+    for path in write_outputs(report, out_dir, plots=not args.no_plots):
         log.info("wrote %s", path)
     if args.write_data:
         corpora = dict(zip(problem.languages, problem.corpora, strict=True))

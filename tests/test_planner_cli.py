@@ -237,7 +237,7 @@ def test_missing_laws_file_and_debug(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 def test_planner_imports_neither_torch_nor_transformers() -> None:
     code = (
-        "import sys, planner, planner.cli, planner._write_data; "
+        "import sys, planner, planner.cli, planner.write_data, planner.mixture; "
         "bad = [m for m in ('torch', 'transformers') if m in sys.modules]; "
         "print(','.join(bad)); sys.exit(1 if bad else 0)"
     )

@@ -17,13 +17,14 @@ from planner import (
     Problem,
     Robustness,
     Unit,
+    aggregate_draws,
     baseline_allocators,
     build_problem,
     evaluate,
     gain,
+    objective_per_draw,
     water_fill,
 )
-from planner._planner import aggregate_draws, objective_per_draw
 
 
 def score_problem(

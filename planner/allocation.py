@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from muit_core import AllocationError, format_count
-from planner._values import FloatArray, ValueModel
+from planner.values import FloatArray, ValueModel
 
 
 @dataclass(frozen=True)

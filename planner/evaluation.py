@@ -17,10 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from muit_core import AllocationError
-from planner._allocation import Allocation, BaseAllocator
-from planner._planner import Objective, Robustness, aggregate_draws, objective_per_draw
-from planner._problem import Problem
-from planner._values import FloatArray
+from planner.allocation import Allocation, BaseAllocator
+from planner.optimiser import Objective, Robustness, aggregate_draws, objective_per_draw
+from planner.problem import Problem
+from planner.values import FloatArray
 
 INTERVAL_LEVEL = 0.9  # central coverage of every reported interval (5th to 95th percentile)
 

@@ -1,35 +1,26 @@
 """The two plots of a plan: the budget frontier and the marginal value at the allocation.
 
 Each function builds a matplotlib `Figure` (no pyplot, so no GUI backend and no global state)
-from numbers already computed; `save_figure` writes it as PNG atomically.
+from numbers already computed; `muit_core.atomic_write_png` saves it.
 """
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from muit_core import atomic_write_bytes, format_count
-from planner._allocation import Allocation
-from planner._evaluate import Estimate
-from planner._planner import Objective
-from planner._problem import Problem
-from planner._values import FloatArray
+from muit_core import format_count
+from planner.allocation import Allocation
+from planner.evaluation import Estimate
+from planner.optimiser import Objective
+from planner.problem import Problem
+from planner.values import FloatArray
 
 MAX_BARS = 40  # languages shown in the marginal-value plot (those given the most)
 _DASHES = ("-", "--", "-.", ":")
-
-
-def save_figure(figure: Figure, path: Path) -> Path:
-    """Write `figure` as a PNG at `path` atomically."""
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=130)
-    return atomic_write_bytes(path, buffer.getvalue())
 
 
 def plot_frontier(

@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from planner._values import FloatArray, ValueModel
+from planner.values import FloatArray, ValueModel
 
 Levels = Callable[[FloatArray], FloatArray]
 

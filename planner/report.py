@@ -1,30 +1,15 @@
-"""The plan as the user sees it: the mixture config (contract 5) and the comparison table."""
+"""A finished plan (`PlanReport`) and the comparison table `plan-allocate` prints."""
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-import yaml
-
-from muit_core import atomic_write_text, format_count
-from planner._evaluate import INTERVAL_LEVEL, Estimate, Evaluation
-from planner._planner import Objective, Robustness
-from planner._problem import Problem
-
-MIXTURE_FORMAT = "muit-mixture/1"
-INTERLEAVE_USAGE = (
-    "from datasets import interleave_datasets; "
-    "mixed = interleave_datasets([pools[lang] for lang in languages], "
-    "probabilities=probabilities, seed=0, stopping_strategy='all_exhausted'); "
-    "mixed = mixed.select(range(min(len(mixed), total_examples)))  "
-    "# pools: each language's training pairs as a Dataset, in `languages` order. "
-    "Sampling hits the planned counts in expectation; --write-data writes them exactly."
-)
+from muit_core import format_count
+from planner.evaluation import INTERVAL_LEVEL, Estimate, Evaluation
+from planner.optimiser import Objective, Robustness
+from planner.problem import Problem
 
 
 @dataclass(frozen=True)
@@ -43,8 +28,9 @@ class PlanReport:
             never reaches the targets).
         targets: metric targets per language (NaN: none) for the target objective, else None.
         budgets_to_targets: least budget each allocator needs for the targets (None: never).
-        command: the command line that made the plan.
+        command: the command line that made the plan (for people; nothing parses it).
         laws_path: the laws file read.
+        seed: the planner's search seed; what-if plans and the frontier reuse it.
     """
 
     problem: Problem
@@ -58,11 +44,7 @@ class PlanReport:
     budgets_to_targets: dict[str, float | None] | None = None
     command: str = ""
     laws_path: str = ""
-
-
-def _estimate(estimate: Estimate) -> dict[str, float | None]:
-    value, low, high = estimate.as_list()
-    return {"value": value, "low": low, "high": high}
+    seed: int = 0
 
 
 def _direction(problem: Problem) -> str:
@@ -79,90 +61,6 @@ def objective_label(report: PlanReport) -> str:
         else (f"weighted mean {p.metric}")
     )
     return f"{kind} ({_direction(p)})"
-
-
-def mixture_dict(report: PlanReport) -> dict[str, Any]:
-    """The mixture config (YAML and JSON carry the same content)."""
-    p, c = report.problem, report.problem.constraints
-    allocation = report.planner.allocation
-    total = sum(allocation.examples)
-    languages: dict[str, Any] = {}
-    for i, lang in enumerate(p.languages):
-        examples = allocation.examples[i]
-        entry: dict[str, Any] = {
-            "examples": examples,
-            "probability": allocation.probabilities[i],
-            "epochs": examples / c.n_available[i],
-            "n_available": c.n_available[i],
-            "floor": c.min_examples[i],
-            "cap": c.max_examples[i],
-            "weight": c.weights[i],
-            "predicted": _estimate(report.planner.scores[i]),
-            "law": p.laws[i],
-            "corpus": p.corpora[i] or None,
-            "pair_filter": p.pair_filters[i] or None,
-        }
-        if c.unit == "tokens":
-            entry["tokens"] = examples * c.units_per_example[i]
-        languages[lang] = entry
-    baselines = {
-        ev.allocation.allocator: {
-            "examples": dict(zip(p.languages, ev.allocation.examples, strict=True)),
-            "objective": _estimate(ev.objective),
-            "robust_objective": ev.robust,
-            "planner_gain": _estimate(g),
-        }
-        for ev, g in zip(report.baselines, report.gains, strict=True)
-    }
-    out: dict[str, Any] = {
-        "format": MIXTURE_FORMAT,
-        "command": report.command,
-        "laws_file": report.laws_path,
-        "budget": report.budget,
-        "budget_unit": c.unit,
-        "total_examples": total,
-        "max_epochs": c.max_epochs,
-        "objective": report.objective.value,
-        "objective_label": objective_label(report),
-        "robust": None
-        if report.robust is None
-        else {"mode": report.robust.label, "quantile": report.robust.quantile},
-        "metric": p.metric,
-        "higher_is_better": p.higher_is_better,
-        "interval_level": INTERVAL_LEVEL,
-        "method": allocation.method,
-        "predicted_objective": _estimate(report.planner.objective),
-        "robust_objective": report.planner.robust,
-        "languages": languages,
-        "interleave_datasets": {
-            "languages": list(p.languages),
-            "probabilities": list(allocation.probabilities),
-            "total_examples": total,
-            "usage": INTERLEAVE_USAGE,
-        },
-        "baselines": baselines,
-    }
-    out["gain_unit"] = c.unit if report.objective is Objective.TARGET else p.metric
-    if report.targets is not None:
-        out["targets"] = {
-            lang: t
-            for lang, t in zip(p.languages, report.targets, strict=True)
-            if not math.isnan(t)
-        }
-        out["budget_to_targets"] = report.budgets_to_targets
-    return out
-
-
-def write_mixture(report: PlanReport, out_dir: Path) -> tuple[Path, Path]:
-    """Write `mixture.yaml` and `mixture.json` (same content) atomically."""
-    content = mixture_dict(report)
-    header = f"# MuIT mixture written by: {report.command or 'plan-allocate'}\n"
-    yaml_text = header + yaml.safe_dump(content, sort_keys=False, allow_unicode=True, width=99)
-    json_text = json.dumps(content, indent=2, ensure_ascii=False) + "\n"
-    return (
-        atomic_write_text(out_dir / "mixture.yaml", yaml_text),
-        atomic_write_text(out_dir / "mixture.json", json_text),
-    )
 
 
 def _fmt(estimate: Estimate) -> str:

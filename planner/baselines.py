@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from planner._allocation import (
+from planner.allocation import (
     Allocation,
     BaseAllocator,
     Constraints,
     make_allocation,
     split_capped,
 )
-from planner._values import FloatArray, ValueModel
+from planner.values import FloatArray, ValueModel
 
 TEMPERATURES = (3.33, 5.0)  # the two temperatures DESIGN.md asks for
 

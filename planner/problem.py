@@ -1,6 +1,8 @@
-"""From a laws file and the command's options to the allocation problem: curves and bounds.
+"""The allocation problem: the inputs of an allocation (curves and bounds), from a laws file.
 
-This is the only module that knows `fits`' records; the allocators see a `LawValue` and
+`build_problem` makes it from a laws file and the command's options; `recorded_problem` makes
+it again from a laws file and the bounds a mixture config recorded (`planner.mixture`). This
+is the only module that reads `fits`' records; the allocators see a `LawValue` and
 `Constraints`.
 """
 
@@ -12,9 +14,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from fits import LAWS
 from muit_core import ConfigError, DataError, format_count, parse_count
-from planner._allocation import Constraints
-from planner._values import LawCurve, LawValue
+from planner.allocation import Constraints
+from planner.values import LawCurve, LawValue
 
 if TYPE_CHECKING:
     from fits import FitResult, LawsFile
@@ -119,9 +122,29 @@ def select_languages(laws: LawsFile, languages: str | None) -> tuple[str, ...]:
     return chosen
 
 
-def _curve(fit: FitResult, n_available: float, units_per_example: float) -> LawCurve:
-    from fits import LAWS
+def usable_fit(laws: LawsFile, code: str) -> FitResult:
+    """The fit of `code` in `laws`, which the planner can use.
 
+    Raises:
+        DataError: the fit failed (the message says to refit or leave the language out).
+    """
+    fit = laws.fits[code]
+    if not fit.success:
+        raise DataError(
+            f"The {fit.law} fit for {code!r} failed ({fit.message.rstrip('.')}); refit it, "
+            f"or leave it out with --languages."
+        )
+    return fit
+
+
+def law_curve(fit: FitResult, n_available: float, units_per_example: float) -> LawCurve:
+    """One language's `LawCurve`: the fit's law and parameters, with its bootstrap draws.
+
+    A parameter the draws lack keeps its fitted value in every draw.
+
+    Raises:
+        DataError: a parameter is not finite.
+    """
     params = {**fit.params, **fit.fixed}
     bad = [name for name, v in params.items() if not math.isfinite(v)]
     if bad:
@@ -177,12 +200,7 @@ def build_problem(
         )
     curves, lows, highs, pools, units = [], [], [], [], []
     for code in languages:
-        fit = laws.fits[code]
-        if not fit.success:
-            raise DataError(
-                f"The {fit.law} fit for {code!r} failed ({fit.message.rstrip('.')}); refit it, "
-                f"or leave it out with --languages."
-            )
+        fit = usable_fit(laws, code)
         n_avail = available.get(code, fit.data.get("n_available"))
         if n_avail is None or not float(n_avail) > 0:
             raise DataError(
@@ -207,7 +225,7 @@ def build_problem(
                 f"{format_count(cap)} examples ({format_count(pool)} pairs x --max-epochs "
                 f"{max_epochs:g}); lower the floor, raise --max-epochs or add data."
             )
-        curves.append(_curve(fit, float(pool), per_example))
+        curves.append(law_curve(fit, float(pool), per_example))
         lows.append(floor)
         highs.append(cap)
         pools.append(pool)
@@ -232,4 +250,44 @@ def build_problem(
         ),
         laws=tuple(laws.fits[c].law for c in languages),
         pair_filters=tuple(str(laws.fits[c].data.get("pair_filter") or "") for c in languages),
+    )
+
+
+def recorded_problem(
+    laws: LawsFile,
+    constraints: Constraints,
+    corpora: Sequence[str],
+    pair_filters: Sequence[str],
+) -> Problem:
+    """The problem of a plan whose bounds were recorded (in a mixture config): curves from `laws`.
+
+    Nothing is re-derived from options: floors, caps, pools, weights, units and the epoch cap
+    are `constraints` as given, corpora and pair filters as given (in `constraints.languages`
+    order, '' for none). The metric, its direction and the law names come from `laws`.
+
+    Raises:
+        DataError: `laws` lacks a language, or its fit failed or has non-finite parameters.
+    """
+    codes = constraints.languages
+    missing = [code for code in codes if code not in laws.fits]
+    if missing:
+        raise DataError(
+            f"The plan covers {', '.join(missing)}, which the laws file lacks; re-run "
+            "plan-allocate on this laws file."
+        )
+    fits = [usable_fit(laws, code) for code in codes]
+    curves = [
+        law_curve(fit, float(pool), per_example)
+        for fit, pool, per_example in zip(
+            fits, constraints.n_available, constraints.units_per_example, strict=True
+        )
+    ]
+    return Problem(
+        values=LawValue(curves),
+        constraints=constraints,
+        metric=laws.metric,
+        higher_is_better=laws.higher_is_better,
+        corpora=tuple(corpora),
+        laws=tuple(fit.law for fit in fits),
+        pair_filters=tuple(pair_filters),
     )

@@ -1,4 +1,9 @@
-"""One plan end to end: allocate, evaluate against the baselines, write config, table, plots."""
+"""`plan-allocate` end to end: allocate, evaluate against the baselines, write its outputs.
+
+`run_plan` makes the `PlanReport`; `write_outputs` writes it as the mixture config (YAML and
+JSON), the table and the two plots. `frontier_figure` solves new plans over a range of budgets
+with the report's recorded objective, options and seed.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +15,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from muit_core import atomic_write_text
-from planner._allocation import BaseAllocator
-from planner._baselines import baseline_allocators
-from planner._evaluate import (
+from muit_core import atomic_write_png, atomic_write_text
+from planner.allocation import BaseAllocator
+from planner.baselines import baseline_allocators
+from planner.evaluation import (
     Estimate,
     budget_to_targets,
     evaluate,
@@ -21,15 +26,18 @@ from planner._evaluate import (
     frontier_budgets,
     gain,
 )
-from planner._planner import Objective, PlannerAllocator, Robustness
-from planner._plots import plot_frontier, plot_marginal_value, save_figure
-from planner._problem import Problem
-from planner._report import PlanReport, format_table, objective_label, write_mixture
+from planner.mixture import write_mixture
+from planner.optimiser import Objective, PlannerAllocator, Robustness
+from planner.plots import plot_frontier, plot_marginal_value
+from planner.problem import Problem
+from planner.report import PlanReport, format_table, objective_label
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 log = logging.getLogger(__name__)
+
+PNG_DPI = 130  # both plots' resolution
 
 
 def make_planner(
@@ -106,6 +114,7 @@ def run_plan(
         budgets_to_targets=needs,
         command=command,
         laws_path=laws_path,
+        seed=seed,
     )
 
 
@@ -113,7 +122,6 @@ def write_outputs(
     report: PlanReport,
     out_dir: Path,
     frontier_points: int = 16,
-    seed: int = 0,
     plots: bool = True,
 ) -> list[Path]:
     """Write the mixture (YAML, JSON), the table and (unless `plots` is false) both plots."""
@@ -122,21 +130,23 @@ def write_outputs(
     paths.append(atomic_write_text(out_dir / "table.txt", format_table(report) + "\n"))
     if not plots:
         return paths
-    paths.append(
-        save_figure(frontier_figure(report, frontier_points, seed), out_dir / "frontier.png")
-    )
+    frontier = frontier_figure(report, frontier_points)
+    paths.append(atomic_write_png(frontier, out_dir / "frontier.png", dpi=PNG_DPI))
     figure = plot_marginal_value(problem, report.planner.allocation, report.objective)
-    paths.append(save_figure(figure, out_dir / "marginal_value.png"))
+    paths.append(atomic_write_png(figure, out_dir / "marginal_value.png", dpi=PNG_DPI))
     return paths
 
 
-def frontier_figure(report: PlanReport, n_points: int = 16, seed: int = 0) -> Figure:
-    """The budget frontier of the planner and every baseline, as `plan-allocate` draws it."""
+def frontier_figure(report: PlanReport, n_points: int = 16) -> Figure:
+    """The budget frontier of the planner and every baseline, as `plan-allocate` draws it.
+
+    The planner at each budget has the report's objective, robustness, targets and seed.
+    """
     problem = report.problem
     if report.planner.allocation.method == "global search":  # seconds per point, not ms
         n_points = max(6, n_points // 2)
     budgets = frontier_budgets(problem, report.budget, n_points)
-    planner = make_planner(problem, report.objective, report.robust, report.targets, seed)
+    planner = make_planner(problem, report.objective, report.robust, report.targets, report.seed)
     curves = frontier(problem, [planner, *baseline_allocators()], budgets, report.objective)
     if any(math.isnan(p.value) for p in curves[planner.name]):
         log.info("The frontier leaves out budgets the planner cannot split (below its floors).")

@@ -18,8 +18,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from scipy import optimize
 
-from planner._allocation import split_capped
-from planner._values import FloatArray
+from planner.allocation import split_capped
+from planner.values import FloatArray
 
 log = logging.getLogger(__name__)
 

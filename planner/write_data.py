@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from muit_core import ConfigError, DataError, atomic_write_text
-from planner._allocation import Allocation
+from planner.allocation import Allocation
 
 if TYPE_CHECKING:
     from sweeps.corpus import LanguagePools, Pair, PairFilter

@@ -25,16 +25,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from muit_core import AllocationError, ConfigError, format_count
-from planner._allocation import Allocation, BaseAllocator, Constraints, make_allocation
-from planner._search import global_search
-from planner._solvers import (
+from planner.allocation import Allocation, BaseAllocator, Constraints, make_allocation
+from planner.search import global_search
+from planner.solvers import (
     is_concave,
     is_monotone,
     level_fill,
     minimal_amounts,
     water_fill,
 )
-from planner._values import Aggregate, FloatArray, LawValue, ValueModel
+from planner.values import Aggregate, FloatArray, LawValue, ValueModel
 
 
 class Objective(enum.Enum):
