@@ -14,9 +14,6 @@ Run from the repository root:
 
 from __future__ import annotations
 
-import fits._blas  # noqa: F401 - before numpy: single-threaded BLAS, as plan-fit runs
-
-# isort: split
 import argparse
 import os
 import platform
@@ -27,6 +24,7 @@ from collections import Counter
 
 import numpy as np
 from scipy.optimize import OptimizeWarning, curve_fit
+from threadpoolctl import threadpool_limits
 
 from fits import LAWS
 from fits.bootstrap import language_rng, resample_counts
@@ -134,4 +132,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with threadpool_limits(limits=1):  # single-threaded BLAS, as plan-fit runs
+        sys.exit(main())

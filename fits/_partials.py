@@ -1,13 +1,13 @@
 """Analytic partial derivatives of each law, for the solver's Jacobians.
 
 Each function returns the law's value and its partial derivative with respect to every fitted
-parameter, in `LAW_INFO[law].params` order, from one evaluation of the costly power terms. A
-law without an entry here falls back to finite differences.
+parameter, in `LAW_INFO[law].params` order, from one evaluation of the costly power terms.
+`fits.laws` puts each in its law's entry (`LawInfo.partials`); a law without one falls back to
+finite differences.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -15,11 +15,8 @@ import numpy as np
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-Array = "NDArray[np.float64]"
-Partials = Callable[..., tuple["NDArray[np.float64]", list["NDArray[np.float64]"]]]
 
-
-def _power(
+def power_partials(
     d: NDArray[np.float64],
     e: NDArray[np.float64],
     b: NDArray[np.float64],
@@ -31,7 +28,7 @@ def _power(
     return e + bx, [np.ones_like(bx), x, -bx * log_d]
 
 
-def _saturating(
+def saturating_partials(
     d: NDArray[np.float64],
     s_max: NDArray[np.float64],
     a: NDArray[np.float64],
@@ -45,7 +42,7 @@ def _saturating(
     return s_max - ax, [np.ones_like(ax), -x, alpha * ax / shifted, ax * log_s]
 
 
-def _loglinear(
+def loglinear_partials(
     d: NDArray[np.float64], a: NDArray[np.float64], b: NDArray[np.float64]
 ) -> tuple[NDArray[np.float64], list[NDArray[np.float64]]]:
     log_d = np.log(d)
@@ -53,7 +50,7 @@ def _loglinear(
     return pred, [np.ones_like(pred), np.broadcast_to(log_d, pred.shape)]
 
 
-def _similarity(
+def similarity_partials(
     d: NDArray[np.float64],
     s_max: NDArray[np.float64],
     a: NDArray[np.float64],
@@ -66,7 +63,7 @@ def _similarity(
     return s_max - ax, [np.ones_like(ax), -x, ax * log_gd, alpha * ax / gamma]
 
 
-def _chinchilla(
+def chinchilla_partials(
     d: NDArray[np.float64],
     e: NDArray[np.float64],
     a: NDArray[np.float64],
@@ -86,13 +83,3 @@ def _chinchilla(
         xd,
         -bxd * log_d,
     ]
-
-
-PARTIALS: dict[str, Partials] = {
-    "power": _power,
-    "saturating": _saturating,
-    "loglinear": _loglinear,
-    "similarity": _similarity,
-    "chinchilla": _chinchilla,
-}
-"""Value and partial derivatives of each law, keyed like `LAWS`."""

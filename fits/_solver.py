@@ -25,7 +25,7 @@ from scipy.optimize import minimize
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-    from fits._problem import Problem
+    from fits._batch import FitBatch
 
 _TINY = 1e-300
 _STRETCH = 4.0  # the longer trial step along the majoriser's direction
@@ -48,7 +48,7 @@ class BatchSolution:
 
 
 def minimize_batch(
-    problem: Problem,
+    batch: FitBatch,
     u0: NDArray[np.float64],
     weights: NDArray[np.float64],
     *,
@@ -61,25 +61,25 @@ def minimize_batch(
     """Minimise the weighted, summed Huber loss for every row of `u0` at once.
 
     Args:
-        problem: the layout and data.
+        batch: the layout and data.
         u0: starting internal coordinates, shape (K, P); clipped into the bounds.
         weights: per-point weights, shape (K, n) or (1, n); bootstrap draws use counts.
         delta: Huber threshold on the residuals.
         max_iter: iteration cap.
-        rows: which data row of `problem` each start uses (default: row i, or row 0).
+        rows: which data row of `batch` each start uses (default: row i, or row 0).
         tol: stop when an accepted step improves the loss by less than this, relatively.
         xtol: stop when a step moves every internal coordinate by less than this, relative
             to the coordinates' size (log parameters: a relative change of the value).
 
     Returns:
-        The solution of every problem in the batch.
+        The solution of every start (row of `u0`).
     """
     count, n_free = np.shape(u0)
     rows_all = np.arange(count) if rows is None else np.asarray(rows)
-    lower, upper = (np.broadcast_to(b, (count, n_free)) for b in problem.bounds(rows_all))
+    lower, upper = (np.broadcast_to(b, (count, n_free)) for b in batch.bounds(rows_all))
     u = np.clip(np.array(u0, dtype=np.float64), lower, upper)
     w_all = np.broadcast_to(weights, (count, weights.shape[1]))
-    r = problem.view(rows_all).residuals(u)
+    r = batch.view(rows_all).residuals(u)
     loss = (w_all * huber(r, delta)).sum(axis=1)
     damping = np.full(count, 1e-3)
     converged = np.zeros(count, dtype=bool)
@@ -90,13 +90,13 @@ def minimize_batch(
             break
         ua, ra, wa, rows_a = u[active], r[active], w_all[active], rows_all[active]
         lo, hi = lower[active], upper[active]
-        view = problem.view(rows_a)
+        view = batch.view(rows_a)
         jac = view.jacobian(ua, ra)
-        steps = _damped_steps(problem, jac, ra, wa, ua, lo, hi, damping[active], delta)
+        steps = _damped_steps(batch, jac, ra, wa, ua, lo, hi, damping[active], delta)
         best_u, best_r, best_loss = ua, ra, np.full(len(active), np.inf)
         # Along a flat valley a full majoriser step undershoots: also try a longer one, and
         # going on to where the next residual reaches zero (a kink of the near-L1 loss).
-        kink = _kink_length(problem, jac, ra, wa, steps[0], delta)[:, None]
+        kink = _kink_length(batch, jac, ra, wa, steps[0], delta)[:, None]
         for step in (steps[0], _STRETCH * steps[0], kink * steps[0], steps[1]):
             u_try = np.clip(ua + step, lo, hi)
             r_try = view.residuals(u_try)
@@ -125,7 +125,7 @@ def minimize_batch(
 
 
 def _kink_length(
-    problem: Problem,
+    batch: FitBatch,
     jac: NDArray[np.float64],
     r: NDArray[np.float64],
     w: NDArray[np.float64],
@@ -138,7 +138,7 @@ def _kink_length(
     the linearised model) often ends the crawl in one trial. `_STRETCH` where no residual
     heads to zero.
     """
-    change = problem.directional(jac, step)  # d residual / d (step length)
+    change = batch.directional(jac, step)  # d residual / d (step length)
     with np.errstate(divide="ignore", invalid="ignore"):
         length = -r / change
     heading = (np.abs(r) > delta) & (w > 0) & (length > 1.0) & np.isfinite(length)
@@ -147,7 +147,7 @@ def _kink_length(
 
 
 def _damped_steps(
-    problem: Problem,
+    batch: FitBatch,
     jac: NDArray[np.float64],
     r: NDArray[np.float64],
     w: NDArray[np.float64],
@@ -168,15 +168,15 @@ def _damped_steps(
     inside = absr <= delta
     irls = w * np.where(inside, 1.0, delta / np.maximum(absr, _TINY))
     psi = irls * r  # the Huber loss's derivative, weighted
-    grad = problem.gradient(jac, psi)
+    grad = batch.gradient(jac, psi)
     # Coordinates on a bound whose gradient points outwards stay put this step.
     keep = ~(((u <= lower + 1e-12) & (grad > 0)) | ((u >= upper - 1e-12) & (grad < 0)))
     lam = damping[:, None]
     curvatures = [irls, w * inside]
-    if problem.blocks is not None:
-        return problem.blocks.newton_steps(jac, psi, curvatures, lam, keep)
+    if batch.blocks is not None:
+        return batch.blocks.newton_steps(jac, psi, curvatures, lam, keep)
     mask2 = keep[:, :, None] * keep[:, None, :]
-    hessians = [problem.normal_matrix(jac, c) * mask2 for c in curvatures]
+    hessians = [batch.normal_matrix(jac, c) * mask2 for c in curvatures]
     diag = np.einsum("kpp->kp", hessians[0])
     ridge = lam * (diag + 1e-12 * (1.0 + diag.max(axis=1, keepdims=True))) + ~keep
     eye = np.eye(u.shape[1])
@@ -185,7 +185,7 @@ def _damped_steps(
 
 
 def polish_lbfgsb(
-    problem: Problem,
+    batch: FitBatch,
     u0: NDArray[np.float64],
     weights: NDArray[np.float64],
     rows: NDArray[np.intp],
@@ -200,20 +200,20 @@ def polish_lbfgsb(
     one run (and one Python-level loop) each.
 
     Args:
-        problem: the layout and data.
+        batch: the layout and data.
         u0: starting internal coordinates, (K, P).
         weights: per-point weights, (K, n) or (1, n).
-        rows: data row of `problem` for each start.
+        rows: data row of `batch` for each start.
         delta: Huber threshold.
         max_iter: L-BFGS-B iteration cap.
 
     Returns:
-        `(u, loss)`: each problem's coordinates (K, P) and loss (K,) where it stopped.
+        `(u, loss)`: each start's coordinates (K, P) and loss (K,) where it stopped.
     """
     count, n_free = np.shape(u0)
-    view = problem.view(np.asarray(rows))
+    view = batch.view(np.asarray(rows))
     w = np.broadcast_to(weights, (count, weights.shape[-1]))
-    lower, upper = (np.broadcast_to(b, (count, n_free)) for b in problem.bounds(rows))
+    lower, upper = (np.broadcast_to(b, (count, n_free)) for b in batch.bounds(rows))
 
     start = np.clip(u0, lower, upper)
     # L-BFGS-B's stopping rule is relative to max(|f|, 1); scale the loss to start at 1.
@@ -223,7 +223,7 @@ def polish_lbfgsb(
         ux = x.reshape(count, n_free)
         r = view.residuals(ux)
         psi = np.clip(r, -delta, delta)  # the Huber loss's derivative
-        grad = problem.gradient(view.jacobian(ux, r), w * psi)
+        grad = batch.gradient(view.jacobian(ux, r), w * psi)
         return scale * float((w * huber(r, delta)).sum()), scale * grad.ravel()
 
     result = minimize(

@@ -22,7 +22,7 @@ from fits._solver import BatchSolution, minimize_batch
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-    from fits._problem import Problem
+    from fits._batch import FitBatch
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def resample_counts(
 
 
 def solve_draws(
-    problem: Problem,
+    batch: FitBatch,
     u_start: NDArray[np.float64],
     weights: NDArray[np.float64],
     rows: NDArray[np.intp],
@@ -91,10 +91,10 @@ def solve_draws(
     """Refit every draw (one row of `weights` each), warm-started, in memory-bounded chunks.
 
     Args:
-        problem: the fit's layout and data.
+        batch: the fit's layout and data.
         u_start: internal coordinates to start each draw from, shape (K, P).
         weights: the draws' point multiplicities, shape (K, n).
-        rows: data row of `problem` for each draw.
+        rows: data row of `batch` for each draw.
         delta: Huber threshold.
         max_iter: iteration cap per draw.
         label: what the progress log lines call the work.
@@ -104,8 +104,8 @@ def solve_draws(
     """
     total = len(u_start)
     n_free = u_start.shape[1] if u_start.ndim == 2 else 0
-    n_law = len(problem.names)
-    per_draw = weights.shape[1] * (n_free if problem.uniform else n_law * n_law) + n_free**2
+    n_law = len(batch.names)
+    per_draw = weights.shape[1] * (n_free if batch.uniform else n_law * n_law) + n_free**2
     chunk = max(1, _CHUNK_ELEMENTS // per_draw)
     parts: list[BatchSolution] = []
     last_log = time.monotonic()
@@ -113,7 +113,7 @@ def solve_draws(
         stop = min(total, start + chunk)
         parts.append(
             minimize_batch(
-                problem,
+                batch,
                 u_start[start:stop],
                 weights[start:stop],
                 rows=rows[start:stop],

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fits.laws import LAW_INFO, LAWS
+from fits.laws import law_info
 from fits.result import FitResult
 
 if TYPE_CHECKING:
@@ -27,9 +27,10 @@ def usable_points(points: Points, law: str) -> tuple[Points, list[str]]:
     """The points `law` can use, and notes on what was left out.
 
     Laws that take `log(d)` or `d**(-x)` cannot use the untuned model's zero-data points; they
-    are excluded and the note says so. `saturating` keeps them (its `d0` term).
+    are excluded and the note says so. A law whose entry has `uses_zero_data` keeps them
+    (`saturating`, through its `d0` term).
     """
-    if LAW_INFO[law].uses_zero_data:
+    if law_info(law).uses_zero_data:
         return points, []
     n_zero = int((points.d == 0).sum())
     if n_zero == 0:
@@ -43,33 +44,33 @@ def usable_points(points: Points, law: str) -> tuple[Points, list[str]]:
 def size_keys(points: Points, law: str, n_params: int) -> tuple[NDArray[np.float64], int]:
     """Key per point whose distinct values a fit needs, and how many distinct keys it needs.
 
-    Data sizes for one-variable laws (as many as parameters); (model size, data size) pairs
-    for `chinchilla`.
+    Data sizes for one-variable laws (as many as parameters); (fixed inputs, data size) tuples,
+    e.g. (model size, data size) pairs, for a law with fixed inputs (`chinchilla`).
     """
-    if law == "chinchilla":
-        pairs = np.stack([points.n, points.d], axis=1)
+    fixed = law_info(law).fixed
+    if fixed:
+        pairs = np.stack([*(getattr(points, name) for name in fixed), points.d], axis=1)
         _, keys = np.unique(pairs, axis=0, return_inverse=True)
         return keys.astype(np.float64).ravel(), n_params
     return points.d, n_params
 
 
 def unfit_reason(points: Points, law: str) -> str | None:
-    """Why `law` cannot be fitted to these points, or None when it can."""
+    """Why `law` cannot be fitted to these points, or None when it can.
+
+    The law's own `needs` are checked first, then that there are as many distinct sizes (or
+    (model, data) size pairs) as parameters.
+    """
     usable, _ = usable_points(points, law)
-    n_params = len(LAW_INFO[law].params)
-    if law == "chinchilla":
-        n_models, n_sizes = np.unique(usable.n).size, np.unique(usable.d).size
-        if n_models < 2:
-            return (
-                f"the chinchilla law needs runs at 2 or more model sizes (n_params); there is "
-                f"{n_models}"
-            )
-        if n_sizes < 2:
-            return f"the chinchilla law needs 2 or more data sizes; there is {n_sizes}"
-    keys, needed = size_keys(usable, law, n_params)
+    info = law_info(law)
+    if info.needs is not None:
+        why = info.needs(usable)
+        if why:
+            return why
+    keys, needed = size_keys(usable, law, len(info.params))
     have = np.unique(keys).size
     if have < needed:
-        what = "(model, data) size pairs" if law == "chinchilla" else "distinct sizes"
+        what = "(model, data) size pairs" if info.across_models else "distinct sizes"
         listed = ", ".join(f"{s:g}" for s in np.unique(usable.d))
         return (
             f"{have} {what} ({listed or 'none'}) is fewer than the {needed} parameters of "
@@ -115,9 +116,10 @@ def assemble_result(
     The fit succeeds when every parameter and every fitted prediction is finite.
     """
     fixed = fixed or {}
-    covariates = {"n": usable.n} if "n" in LAW_INFO[law].fixed else {}
+    info = law_info(law)
+    covariates = {name: getattr(usable, name) for name in info.fixed}
     with np.errstate(all="ignore"):
-        pred = np.asarray(LAWS[law](usable.d, **params, **covariates), dtype=np.float64)
+        pred = np.asarray(info.func(usable.d, **params, **covariates), dtype=np.float64)
         if (usable.y > 0).all() and (pred > 0).all():
             residuals = np.log(pred) - np.log(usable.y)
         else:
@@ -185,8 +187,8 @@ def failed_result(
     return FitResult(
         language=language,
         law=law,
-        params=dict.fromkeys(LAW_INFO[law].params, math.nan),
-        stderr=dict.fromkeys(LAW_INFO[law].params, math.nan),
+        params=dict.fromkeys(law_info(law).params, math.nan),
+        stderr=dict.fromkeys(law_info(law).params, math.nan),
         metric=metric,
         higher_is_better=higher_is_better,
         n_points=len(usable),

@@ -14,13 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fits._partials import PARTIALS
-from fits._problem import Problem, to_internal, to_natural
+from fits._batch import FitBatch
 from fits._solver import huber, minimize_batch, polish_lbfgsb
-from fits._space import boxes, start_grid
 from fits.bootstrap import language_rng, resample_counts, solve_draws
 from fits.diagnostics import assemble_result, size_keys, unfit_reason, usable_points
-from fits.laws import LAW_INFO
+from fits.laws import LawInfo, law_info
+from fits.space import LawData, to_internal, to_natural
 from muit_core import FitError
 
 if TYPE_CHECKING:
@@ -110,10 +109,9 @@ def fit_languages(
             (every such language is named).
     """
     opts = options or FitOptions()
-    if law not in LAW_INFO:
-        raise FitError(f"Unknown law {law!r}; known laws: {', '.join(LAW_INFO)}.")
-    info = LAW_INFO[law]
-    if info.pooled:
+    info = law_info(law)
+    start_grid = info.start_grid
+    if info.pooled or start_grid is None:
         raise FitError(f"The {law} law is fitted across languages; use fit_pooled.")
     if not points_by_language:
         return {}
@@ -124,28 +122,21 @@ def fit_languages(
         raise FitError(f"Cannot fit the {law} law ({listed}). Use --law auto to fall back.")
     languages = list(points_by_language)
     usable = {lang: usable_points(points_by_language[lang], law) for lang in languages}
-    problem = _build_problem(
-        law, [usable[lang][0] for lang in languages], higher_is_better, opts.ceiling
-    )
-    weights = problem.y * 0.0
+    data = [law_data(info, usable[lang][0], higher_is_better, opts.ceiling) for lang in languages]
+    batch = _build_batch(info, data)
+    weights = batch.y * 0.0
     for row, lang in enumerate(languages):
         weights[row, : len(usable[lang][0])] = 1.0
 
-    grids = [
-        start_grid(law, pts.d, pts.y, higher_is_better, pts.n, opts.ceiling)
-        for pts, _ in (usable[lang] for lang in languages)
-    ]
-    best_u, best_loss = _best_of_starts(problem, weights, grids, opts)
-    draws_u, draw_rows = _bootstrap(problem, languages, usable, law, best_u, opts)
+    grids = [start_grid(one) for one in data]
+    best_u, best_loss = _best_of_starts(batch, weights, grids, opts)
+    draws_u, draw_rows = _bootstrap(batch, languages, usable, law, best_u, opts)
     results: dict[str, FitResult] = {}
     for row, lang in enumerate(languages):
         pts, notes = usable[lang]
-        values = to_natural(best_u[row], problem.kinds)
+        values = to_natural(best_u[row], batch.kinds)
         mine = draws_u[draw_rows == row]
-        drawn = to_natural(mine, problem.kinds) if len(mine) else np.zeros((0, len(values)))
-        fixed = {}
-        if law == "chinchilla":
-            fixed = {"n": float(opts.model_size or pts.n.max())}
+        drawn = to_natural(mine, batch.kinds) if len(mine) else np.zeros((0, len(values)))
         results[lang] = assemble_result(
             language=lang,
             law=law,
@@ -157,35 +148,49 @@ def fit_languages(
             higher_is_better=higher_is_better,
             loss=float(best_loss[row]),
             notes=notes,
-            fixed=fixed,
-            extra=_diagnostics(problem, best_u[row], row, opts, len(grids[row]), len(mine)),
+            fixed=_prediction_inputs(info, pts, opts),
+            extra=_diagnostics(batch, best_u[row], row, opts, len(grids[row]), len(mine)),
         )
     return results
 
 
-def _build_problem(
-    law: str, usable: list[Points], higher_is_better: bool, ceiling: float | None = None
-) -> Problem:
+def law_data(
+    info: LawInfo, points: Points, higher_is_better: bool, ceiling: float | None = None
+) -> LawData:
+    """What the law's `boxes` and `start_grid` hooks see of one language's usable points."""
+    inputs = {name: getattr(points, name) for name in info.fixed}
+    return LawData(points.d, points.y, higher_is_better, ceiling, inputs)
+
+
+def _prediction_inputs(info: LawInfo, points: Points, opts: FitOptions) -> dict[str, float]:
+    """The fixed inputs a fit predicts at: `opts.model_size`, else the largest fitted `n`."""
+    # `n` (the model size) is the only fixed input a law may take (`FIXED_INPUTS`).
+    return {name: float(opts.model_size or getattr(points, name).max()) for name in info.fixed}
+
+
+def _build_batch(info: LawInfo, data: list[LawData]) -> FitBatch:
     """One data row per language, padded to the longest; padding carries zero weight."""
-    info = LAW_INFO[law]
-    n_max = max(len(p) for p in usable)
-    shape = (len(usable), n_max)
-    d, y, n, scale = np.ones(shape), np.ones(shape), np.ones(shape), np.ones((len(usable), 1))
+    n_max = max(one.d.size for one in data)
+    shape = (len(data), n_max)
+    d, y, scale = np.ones(shape), np.ones(shape), np.ones((len(data), 1))
+    inputs = {name: np.ones(shape) for name in info.fixed}
     lower, upper = (
-        np.zeros((len(usable), len(info.params))),
-        np.zeros((len(usable), len(info.params))),
+        np.zeros((len(data), len(info.params))),
+        np.zeros((len(data), len(info.params))),
     )
     kinds = np.zeros(len(info.params), dtype=np.int64)
-    for row, pts in enumerate(usable):
-        size = len(pts)
-        d[row, :size], y[row, :size], n[row, :size] = pts.d, pts.y, pts.n
-        scale[row, 0] = max(float(np.abs(pts.y).max()), 1e-12)
-        box = boxes(law, pts.d, pts.y, higher_is_better, ceiling)
+    for row, one in enumerate(data):
+        size = one.d.size
+        d[row, :size], y[row, :size] = one.d, one.y
+        for name, values in one.inputs.items():
+            inputs[name][row, :size] = values
+        scale[row, 0] = max(float(np.abs(one.y).max()), 1e-12)
+        box = info.boxes(one)
         kinds = np.array([box[name].kind for name in info.params], dtype=np.int64)
         lower[row] = [box[name].lower for name in info.params]
         upper[row] = [box[name].upper for name in info.params]
-    positive = all((p.y > 0).all() for p in usable)
-    return Problem(
+    positive = all((one.y > 0).all() for one in data)
+    return FitBatch(
         func=info.func,
         names=info.params,
         index=np.tile(np.arange(len(info.params)), (n_max, 1)),
@@ -194,15 +199,15 @@ def _build_problem(
         upper=upper,
         d=d,
         y=y,
-        covariates={"n": n} if "n" in info.fixed else {},
+        covariates=inputs,
         log_residuals=positive,
         scale=scale,
-        partials=PARTIALS.get(law),
+        partials=info.partials,
     )
 
 
 def _best_of_starts(
-    problem: Problem,
+    batch: FitBatch,
     weights: NDArray[np.float64],
     grids: list[NDArray[np.float64]],
     opts: FitOptions,
@@ -210,7 +215,7 @@ def _best_of_starts(
     """Solve every start of every language at once; refine the best few with L-BFGS-B.
 
     Args:
-        problem: one data row per language.
+        batch: one data row per language.
         weights: per-point weights of each row (0 on padding).
         grids: each row's starting points, natural values.
         opts: fit settings.
@@ -218,10 +223,10 @@ def _best_of_starts(
     Returns:
         Each row's best internal coordinates (L, P) and loss (L,).
     """
-    u0 = np.concatenate([to_internal(grid, problem.kinds) for grid in grids])
+    u0 = np.concatenate([to_internal(grid, batch.kinds) for grid in grids])
     rows = np.concatenate([np.full(len(grid), row) for row, grid in enumerate(grids)])
     solved = minimize_batch(
-        problem, u0, weights[rows], rows=rows, delta=opts.delta, max_iter=opts.max_iter
+        batch, u0, weights[rows], rows=rows, delta=opts.delta, max_iter=opts.max_iter
     )
     candidates, candidate_rows = [], []
     for row in range(len(grids)):
@@ -232,15 +237,15 @@ def _best_of_starts(
             candidate_rows.append(row)
     cand_u, cand_rows = np.asarray(candidates), np.asarray(candidate_rows)
     cand_w = weights[cand_rows]
-    cand_loss = (cand_w * huber(problem.view(cand_rows).residuals(cand_u), opts.delta)).sum(axis=1)
+    cand_loss = (cand_w * huber(batch.view(cand_rows).residuals(cand_u), opts.delta)).sum(axis=1)
     if opts.n_polish > 0:
         # One L-BFGS-B run refines the candidates of every language together.
         polished_u, polished_loss = polish_lbfgsb(
-            problem, cand_u, cand_w, cand_rows, delta=opts.delta
+            batch, cand_u, cand_w, cand_rows, delta=opts.delta
         )
         better = polished_loss < cand_loss
         cand_u[better], cand_loss[better] = polished_u[better], polished_loss[better]
-    best_u = np.zeros((len(grids), problem.n_free))
+    best_u = np.zeros((len(grids), batch.n_free))
     best_loss = np.zeros(len(grids))
     for row in range(len(grids)):
         mine = np.nonzero(cand_rows == row)[0]
@@ -261,7 +266,7 @@ def _distinct(sorted_u: NDArray[np.float64], count: int) -> list[NDArray[np.floa
 
 
 def _bootstrap(
-    problem: Problem,
+    batch: FitBatch,
     languages: list[str],
     usable: dict[str, tuple[Points, list[str]]],
     law: str,
@@ -270,9 +275,9 @@ def _bootstrap(
 ) -> tuple[NDArray[np.float64], NDArray[np.intp]]:
     """Refit every bootstrap draw of every language; returns draws' coordinates and rows."""
     if opts.n_bootstrap == 0:
-        return np.zeros((0, problem.n_free)), np.zeros(0, dtype=np.intp)
+        return np.zeros((0, batch.n_free)), np.zeros(0, dtype=np.intp)
     weight_parts, row_parts = [], []
-    n_params = len(LAW_INFO[law].params)
+    n_params = len(law_info(law).params)
     for row, lang in enumerate(languages):
         pts = usable[lang][0]
         keys, min_keys = size_keys(pts, law, n_params)
@@ -280,13 +285,13 @@ def _bootstrap(
             keys, opts.n_bootstrap, language_rng(opts.seed, lang), min_keys
         )
         counts = counts[usable_draws]
-        padded = np.zeros((len(counts), problem.d.shape[1]))
+        padded = np.zeros((len(counts), batch.d.shape[1]))
         padded[:, : len(pts)] = counts
         weight_parts.append(padded)
         row_parts.append(np.full(len(counts), row, dtype=np.intp))
     weights, rows = np.concatenate(weight_parts), np.concatenate(row_parts)
     solution = solve_draws(
-        problem,
+        batch,
         best_u[rows],
         weights,
         rows,
@@ -299,20 +304,20 @@ def _bootstrap(
 
 
 def _diagnostics(
-    problem: Problem,
+    batch: FitBatch,
     u: NDArray[np.float64],
     row: int,
     opts: FitOptions,
     n_starts: int,
     n_draws: int,
 ) -> dict[str, Any]:
-    lower, upper = (b[0] for b in problem.bounds(np.array([row])))
-    names = problem.names
+    lower, upper = (b[0] for b in batch.bounds(np.array([row])))
+    names = batch.names
     at_bound = [
         names[j] for j in range(len(names)) if min(u[j] - lower[j], upper[j] - u[j]) < 1e-6
     ]
     return {
-        "residual_kind": "log" if problem.log_residuals else "scaled",
+        "residual_kind": "log" if batch.log_residuals else "scaled",
         "huber_delta": opts.delta,
         "n_starts": n_starts,
         "optimizer": "vectorised Levenberg-Marquardt (IRLS) + L-BFGS-B polish",

@@ -12,21 +12,54 @@ for losses (`b > 0`); fitted to a score it has `b < 0`.
 `d` is a count of training examples. Laws that take `log(d)` or `d**(-beta)` are defined for
 `d > 0` only (they return inf or nan at `d = 0`); `saturating` is finite at `d = 0` through
 its `d0` term, which lets the untuned model's zero-data point sit on the curve.
+
+Each law is registered with its entry (`LawInfo`, see `fits._registry`): formula, parameter
+names, boxes, start grid, partial derivatives, fixed inputs, zero-data behaviour, pooling,
+whether `--law auto` tries it, its simpler fallback and what it needs to be fittable. This
+module is where the rest of `fits` reads the registry from (`LAW_INFO`, `LAWS`, `law_info`),
+and where a plug-in adds a law (`register_law`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from fits import _law_hooks as hooks
+from fits import _partials as derivatives
+from fits._registry import (
+    AUTO,
+    LAW_INFO,
+    LAWS,
+    Law,
+    LawInfo,
+    Pooling,
+    law_info,
+    register_law,
+    unregister_law,
+)
+
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike, NDArray
 
-Law = Callable[..., "NDArray[np.float64]"]
-"""A law: `law(d, **params) -> NDArray[np.float64]`, pure and vectorised."""
+__all__ = [
+    "AUTO",
+    "BUILTIN_LAWS",
+    "LAWS",
+    "LAW_INFO",
+    "Law",
+    "LawInfo",
+    "Pooling",
+    "chinchilla",
+    "law_info",
+    "loglinear",
+    "power",
+    "register_law",
+    "saturating",
+    "similarity",
+    "unregister_law",
+]
 
 
 def _f64(x: ArrayLike) -> NDArray[np.float64]:
@@ -146,55 +179,71 @@ def chinchilla(
         )
 
 
-@dataclass(frozen=True)
-class LawInfo:
-    """What the fitting code and the reports need to know about a law, beside its function.
-
-    Attributes:
-        name: the key in `LAWS`.
-        func: the law itself.
-        params: fitted parameter names, in a fixed order.
-        formula: the formula, as in the docstring.
-        fixed: inputs that are neither `d` nor fitted (`chinchilla`'s model size `n`).
-        uses_zero_data: whether points with `d = 0` (the untuned model) can be fitted.
-        pooled: whether the law is only fitted across languages at once.
-    """
-
-    name: str
-    func: Law
-    params: tuple[str, ...]
-    formula: str
-    fixed: tuple[str, ...] = ()
-    uses_zero_data: bool = False
-    pooled: bool = False
-
-
-LAW_INFO: dict[str, LawInfo] = {
-    "power": LawInfo("power", power, ("e", "b", "beta"), "L(d) = e + b * d**(-beta)"),
-    "saturating": LawInfo(
+BUILTIN_LAWS = (
+    LawInfo(
+        "power",
+        power,
+        ("e", "b", "beta"),
+        "L(d) = e + b * d**(-beta)",
+        boxes=hooks.power_boxes,
+        start_grid=hooks.power_starts,
+        partials=derivatives.power_partials,
+        candidate=True,
+        simpler="loglinear",
+    ),
+    LawInfo(
         "saturating",
         saturating,
         ("s_max", "a", "d0", "alpha"),
         "S(d) = s_max - a * (d + d0)**(-alpha)",
+        boxes=hooks.saturating_boxes,
+        start_grid=hooks.saturating_starts,
+        partials=derivatives.saturating_partials,
         uses_zero_data=True,
+        candidate=True,
+        simpler="power",
     ),
-    "loglinear": LawInfo("loglinear", loglinear, ("a", "b"), "S(d) = a + b * log(d)"),
-    "similarity": LawInfo(
+    LawInfo(
+        "loglinear",
+        loglinear,
+        ("a", "b"),
+        "S(d) = a + b * log(d)",
+        boxes=hooks.loglinear_boxes,
+        start_grid=hooks.loglinear_starts,
+        partials=derivatives.loglinear_partials,
+        candidate=True,
+    ),
+    LawInfo(
         "similarity",
         similarity,
         ("s_max", "a", "alpha", "gamma"),
         "S_l(d) = s_max - a * (gamma_l * d)**(-alpha)",
-        pooled=True,
+        boxes=hooks.similarity_boxes,
+        partials=derivatives.similarity_partials,
+        candidate=True,
+        pooling=Pooling(
+            reference="gamma",
+            shared=hooks.similarity_shared,
+            starts=hooks.similarity_starts,
+            rebase=hooks.similarity_rebase,
+        ),
     ),
-    "chinchilla": LawInfo(
+    LawInfo(
         "chinchilla",
         chinchilla,
         ("e", "a", "alpha", "b", "beta"),
         "L(n, d) = e + a / n**alpha + b / d**beta",
+        boxes=hooks.chinchilla_boxes,
+        start_grid=hooks.chinchilla_starts,
+        partials=derivatives.chinchilla_partials,
         fixed=("n",),
+        # Fitted across models: falling back to a one-variable law would mix model sizes.
+        simpler=None,
+        needs=hooks.chinchilla_needs,
+        shareable=False,
     ),
-}
-"""Every law's metadata, keyed by name."""
+)
+"""The built-in laws, registered in this order (the order of the `--law` choices)."""
 
-LAWS: dict[str, Law] = {name: info.func for name, info in LAW_INFO.items()}
-"""Every law, keyed by the name the laws file stores: `LAWS[entry.law](d, **entry.params)`."""
+for _info in BUILTIN_LAWS:
+    register_law(_info)

@@ -16,15 +16,16 @@ from typing import TYPE_CHECKING, Any
 
 from fits.diagnostics import failed_result, unfit_reason
 from fits.fitting import FitOptions, fit_languages
-from fits.laws import LAW_INFO
+from fits.laws import AUTO, LAW_INFO, law_info
 from fits.pooled import fit_pooled
 from fits.result import FitResult, LawsFile
 from fits.selection import (
-    PER_LANGUAGE_LAWS,
-    SIMPLER,
     Extrapolation,
+    auto_candidates,
     choose_law,
     extrapolation_errors,
+    per_language_candidates,
+    pooled_candidates,
 )
 from muit_core import FitError
 
@@ -33,7 +34,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-LAW_CHOICES = ("auto", *LAW_INFO)
+
+def law_choices() -> tuple[str, ...]:
+    """What `--law` accepts: `auto` and every registered law, in registration order."""
+    return (AUTO, *LAW_INFO)
 
 
 @dataclass(frozen=True)
@@ -42,21 +46,27 @@ class FitRequest:
 
     Attributes:
         law: `auto` or a law name.
-        share: parameters shared across languages (pools the fit); `similarity` always pools.
+        share: parameters shared across languages (pools the fit); a pooled law always pools.
         n_holdout: largest distinct sizes held out to measure extrapolation error.
         options: fit settings.
     """
 
-    law: str = "auto"
+    law: str = AUTO
     share: tuple[str, ...] = ()
     n_holdout: int = 1
     options: FitOptions = field(default_factory=FitOptions)
 
     def __post_init__(self) -> None:
-        if self.law not in LAW_CHOICES:
-            raise FitError(f"Unknown law {self.law!r}; choose one of {', '.join(LAW_CHOICES)}.")
-        if self.law == "chinchilla" and self.share:
-            raise FitError("The chinchilla law is fitted per language; drop --share.")
+        choices = law_choices()
+        if self.law not in choices:
+            raise FitError(f"Unknown law {self.law!r}; choose one of {', '.join(choices)}.")
+        if self.law != AUTO and self.share and not law_info(self.law).shareable:
+            raise FitError(f"The {self.law} law is fitted per language; drop --share.")
+
+    @property
+    def across_models(self) -> bool:
+        """Whether the law takes the model size, so runs of every model are fitted together."""
+        return self.law != AUTO and law_info(self.law).across_models
 
 
 def fit_all(
@@ -78,9 +88,9 @@ def fit_all(
         raise FitError("There are no runs to fit.")
     kw: dict[str, Any] = {"higher_is_better": higher_is_better, "metric": metric}
     pooled_entry = None
-    if request.law == "auto":
+    if request.law == AUTO:
         fits, pooled_entry = _fit_auto(points_by_language, request, kw)
-    elif LAW_INFO[request.law].pooled or request.share:
+    elif law_info(request.law).pooled or request.share:
         fits, pooled_entry = _fit_pooled_request(points_by_language, request, kw)
     else:
         fits = _fit_named(points_by_language, request, kw)
@@ -123,7 +133,7 @@ def _annotate(
 def _fit_auto(
     points: dict[str, Points], request: FitRequest, kw: dict[str, Any]
 ) -> tuple[dict[str, FitResult], dict[str, Any] | None]:
-    candidates = PER_LANGUAGE_LAWS + (("similarity",) if len(points) >= 2 else ())
+    candidates = auto_candidates(len(points))
     log.info("Held-out check of %s on %d language(s)", ", ".join(candidates), len(points))
     errors = extrapolation_errors(
         points,
@@ -138,14 +148,14 @@ def _fit_auto(
         if law is None:
             law = _fallback_law(pts, len(points))
             why = f"{why}; chose {law}, the simplest law these points determine" if law else why
-        chosen[lang] = (law or "loglinear", why)
+        chosen[lang] = (law or per_language_candidates()[-1], why)
     groups: dict[str, list[str]] = defaultdict(list)
     for lang, (law, _) in chosen.items():
         groups[law].append(lang)
     fits: dict[str, FitResult] = {}
     pooled_entry = None
     for law, langs in groups.items():
-        if law == "similarity":
+        if law_info(law).pooled:
             try:
                 pooled = fit_pooled(points, law, options=request.options, **kw)
             except FitError as err:
@@ -171,10 +181,11 @@ def _fit_auto(
 
 
 def _fallback_law(points: Points, n_languages: int) -> str | None:
-    """When no law could be checked: the pooled law if there are others, else the simplest."""
-    if n_languages >= 2 and points.sizes[points.sizes > 0].size >= 1:
-        return "similarity"
-    for law in reversed(PER_LANGUAGE_LAWS):
+    """When no law could be checked: a pooled law if there are others, else the simplest."""
+    pooled = pooled_candidates(n_languages)
+    if pooled and points.sizes[points.sizes > 0].size >= 1:
+        return pooled[0]
+    for law in reversed(per_language_candidates()):
         if unfit_reason(points, law) is None:
             return law
     return None
@@ -190,7 +201,7 @@ def _fit_named(
         current: str | None = law
         first_why = unfit_reason(pts, law)
         while current is not None and unfit_reason(pts, current) is not None:
-            current = SIMPLER.get(current) if law != "chinchilla" else None
+            current = law_info(current).simpler
         if first_why:
             notes[lang] = (
                 f"fell back from {law} to {current}: {first_why}" if current else first_why

@@ -11,7 +11,6 @@ library and needs no display.
 
 from __future__ import annotations
 
-import io
 import math
 from typing import TYPE_CHECKING
 
@@ -20,12 +19,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from fits.report import chosen_error
-from muit_core import atomic_write_bytes, format_count
+from muit_core import format_count
 
 if TYPE_CHECKING:
-    import os
-    from pathlib import Path
-
     from matplotlib.axes import Axes
 
     from fits.data import Points
@@ -190,10 +186,3 @@ def plot_overview(
         fontsize=11,
     )
     return fig
-
-
-def save_figure(fig: Figure, path: str | os.PathLike[str]) -> Path:
-    """Write `fig` as a PNG atomically."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    return atomic_write_bytes(path, buffer.getvalue())

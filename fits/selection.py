@@ -16,7 +16,7 @@ import numpy as np
 
 from fits.diagnostics import unfit_reason
 from fits.fitting import FitOptions, fit_languages
-from fits.laws import LAW_INFO
+from fits.laws import LAW_INFO, law_info
 from fits.pooled import fit_pooled
 from muit_core import FitError
 
@@ -24,11 +24,26 @@ if TYPE_CHECKING:
     from fits.data import Points
     from fits.result import FitResult
 
-PER_LANGUAGE_LAWS = ("saturating", "power", "loglinear")
-"""Per-language candidates of `--law auto`, richest first."""
 
-SIMPLER = {"saturating": "power", "power": "loglinear", "chinchilla": "power"}
-"""The law to fall back to when a language has too few sizes for a law."""
+def per_language_candidates() -> tuple[str, ...]:
+    """The per-language laws `--law auto` tries (`LawInfo.candidate`), richest first.
+
+    Richest means most parameters; laws with as many keep their registration order.
+    """
+    laws = [info for info in LAW_INFO.values() if info.candidate and not info.pooled]
+    return tuple(info.name for info in sorted(laws, key=lambda info: -len(info.params)))
+
+
+def pooled_candidates(n_languages: int) -> tuple[str, ...]:
+    """The pooled laws `--law auto` tries: every pooled candidate, given two or more languages."""
+    if n_languages < 2:
+        return ()
+    return tuple(info.name for info in LAW_INFO.values() if info.candidate and info.pooled)
+
+
+def auto_candidates(n_languages: int) -> tuple[str, ...]:
+    """Every law `--law auto` tries for a group of `n_languages`: per-language, then pooled."""
+    return per_language_candidates() + pooled_candidates(n_languages)
 
 
 @dataclass(frozen=True)
@@ -91,10 +106,10 @@ def extrapolation_errors(
 
     Args:
         points_by_language: all runs of each language.
-        laws: candidate laws; `similarity` (or any law with `share`) is fitted pooled.
+        laws: candidate laws; a pooled law (or any law with `share`) is fitted pooled.
         higher_is_better: the metric's direction.
         n_holdout: how many of the largest distinct sizes to hold out.
-        share: parameters shared across languages for non-similarity laws.
+        share: parameters shared across languages for per-language laws.
         options: fit settings (the bootstrap is skipped here).
 
     Returns:
@@ -116,7 +131,7 @@ def extrapolation_errors(
                     f"{len(split[1])} positive size(s): none left to fit after holding out "
                     f"the largest {n_holdout}"
                 )
-        if LAW_INFO[law].pooled or share:
+        if law_info(law).pooled or share:
             fitted, pooled_reasons = _pooled_train(trains, law, higher_is_better, share, opts)
             reasons.update(pooled_reasons)
         else:
@@ -164,5 +179,5 @@ def choose_law(errors: dict[str, Extrapolation]) -> tuple[str | None, str]:
     finite = {law: e.error for law, e in errors.items() if math.isfinite(e.error)}
     if not finite:
         return None, "no candidate law could be checked on held-out sizes"
-    law = min(finite, key=lambda name: (finite[name], len(LAW_INFO[name].params)))
+    law = min(finite, key=lambda name: (finite[name], len(law_info(name).params)))
     return law, f"smallest held-out error ({finite[law]:.2%}) of {len(finite)} candidate(s)"

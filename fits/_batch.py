@@ -1,8 +1,8 @@
 """The data and parameter layout of a batch of fits, and its residuals and Jacobians.
 
-A `Problem` holds one law, the points of one or more data rows (languages), which fitted slot
+A `FitBatch` holds one law, the points of one or more data rows (languages), which fitted slot
 each law parameter reads at each point (shared across languages or not), the slots' bounds and
-transforms, and how residuals are measured. `ProblemView` evaluates residuals and Jacobians for
+transforms, and how residuals are measured. `FitBatchView` evaluates residuals and Jacobians for
 some batch rows; the solver in `fits._solver` only talks to these two.
 """
 
@@ -16,32 +16,18 @@ import numpy as np
 from scipy import sparse
 
 from fits._blocks import BlockLayout
+from fits.space import LIN, to_internal, to_natural
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-    from fits._partials import Partials
-    from fits.laws import Law
+    from fits._registry import Law, Partials
 
-LIN, LOG, NEGLOG = 0, 1, 2
 _FD_STEP = 1e-7  # forward differences, relative step ~ sqrt(machine epsilon)
 
 
-def to_natural(u: NDArray[np.float64], kinds: NDArray[np.int64]) -> NDArray[np.float64]:
-    """Internal coordinates to parameter values (broadcast over leading axes)."""
-    with np.errstate(over="ignore"):
-        return np.where(kinds == LIN, u, np.where(kinds == LOG, 1.0, -1.0) * np.exp(u))
-
-
-def to_internal(v: NDArray[np.float64], kinds: NDArray[np.int64]) -> NDArray[np.float64]:
-    """Parameter values to internal coordinates (values of the wrong sign map to -inf)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        logs = np.log(np.where(kinds == NEGLOG, -v, v))
-    return np.where(kinds == LIN, v, np.nan_to_num(logs, nan=-np.inf))
-
-
 @dataclass(frozen=True)
-class Problem:
+class FitBatch:
     """A batch of fits of one law that share a parameter layout.
 
     Attributes:
@@ -108,12 +94,12 @@ class Problem:
         """Internal lower and upper bounds for batch rows `rows`, each (k, P)."""
         return _take(self.lower, rows), _take(self.upper, rows)
 
-    def view(self, rows: NDArray[np.intp]) -> ProblemView:
+    def view(self, rows: NDArray[np.intp]) -> FitBatchView:
         """The data of batch rows `rows`, gathered once for many evaluations."""
         y = _take(self.y, rows)
         with np.errstate(divide="ignore", invalid="ignore"):
             log_y = np.log(y) if self.log_residuals else y
-        return ProblemView(
+        return FitBatchView(
             self,
             _take(self.d, rows),
             y,
@@ -189,10 +175,10 @@ def _take(array: NDArray[np.float64], rows: NDArray[np.intp]) -> NDArray[np.floa
 
 
 @dataclass(frozen=True)
-class ProblemView:
-    """A `Problem`'s data for some batch rows; evaluates residuals and their Jacobian."""
+class FitBatchView:
+    """A `FitBatch`'s data for some batch rows; evaluates residuals and their Jacobian."""
 
-    problem: Problem
+    batch: FitBatch
     d: NDArray[np.float64]
     y: NDArray[np.float64]
     log_y: NDArray[np.float64]
@@ -201,23 +187,23 @@ class ProblemView:
 
     def law_values(self, u: NDArray[np.float64]) -> list[NDArray[np.float64]]:
         """Each law parameter, (k, n), or (k, 1) when every point reads the same slot."""
-        prob = self.problem
+        batch = self.batch
         full = np.concatenate(
             [
-                to_natural(u, prob.kinds[: prob.n_free]),
-                np.broadcast_to(prob.constants, (len(u), prob.constants.size)),
+                to_natural(u, batch.kinds[: batch.n_free]),
+                np.broadcast_to(batch.constants, (len(u), batch.constants.size)),
             ],
             axis=1,
         )
-        if prob.uniform:
-            return [full[:, prob.index[0, j], None] for j in range(len(prob.names))]
-        return [full[:, prob.index[:, j]] for j in range(len(prob.names))]
+        if batch.uniform:
+            return [full[:, batch.index[0, j], None] for j in range(len(batch.names))]
+        return [full[:, batch.index[:, j]] for j in range(len(batch.names))]
 
     def residuals_from(self, values: list[NDArray[np.float64]]) -> NDArray[np.float64]:
         """Residuals (k, n) for per-point parameter values; see the module docstring."""
-        params = dict(zip(self.problem.names, values, strict=True))
-        pred = np.asarray(self.problem.func(self.d, **params, **self.covariates))
-        if not self.problem.log_residuals:
+        params = dict(zip(self.batch.names, values, strict=True))
+        pred = np.asarray(self.batch.func(self.d, **params, **self.covariates))
+        if not self.batch.log_residuals:
             out = (pred - self.y) / self.scale
         else:
             floor = 1e-6 * np.abs(self.y)
@@ -241,24 +227,24 @@ class ProblemView:
     ) -> NDArray[np.float64]:
         """d residual / d (internal law parameter), shape (k, n, p_law), by forward differences.
 
-        `Problem.gradient` and `Problem.normal_matrix` scatter it onto the fitted slots.
+        `FitBatch.gradient` and `FitBatch.normal_matrix` scatter it onto the fitted slots.
 
         Args:
             u: internal coordinates, (k, P).
             base: the residuals at `u` when already known (saves one evaluation).
         """
-        prob = self.problem
+        batch = self.batch
         values = self.law_values(u)
-        if prob.partials is not None:
+        if batch.partials is not None:
             return self._analytic_jacobian(values)
         r0 = self.residuals_from(values) if base is None else base
         k, n = len(u), self.d.shape[1]
-        jac = np.zeros((k, n, len(prob.names)))
-        for j in range(len(prob.names)):
-            slots = prob.index[:, j]
-            if not (slots < prob.n_free).any():
+        jac = np.zeros((k, n, len(batch.names)))
+        for j in range(len(batch.names)):
+            slots = batch.index[:, j]
+            if not (slots < batch.n_free).any():
                 continue
-            kinds_j = prob.kinds[slots[:1]] if prob.uniform else prob.kinds[slots]
+            kinds_j = batch.kinds[slots[:1]] if batch.uniform else batch.kinds[slots]
             internal = to_internal(values[j], kinds_j)
             step = _FD_STEP * (1.0 + np.abs(internal))
             moved = list(values)
@@ -268,21 +254,21 @@ class ProblemView:
 
     def _analytic_jacobian(self, values: list[NDArray[np.float64]]) -> NDArray[np.float64]:
         """The Jacobian from the law's analytic partial derivatives (see `fits._partials`)."""
-        prob = self.problem
-        assert prob.partials is not None
-        params = dict(zip(prob.names, values, strict=True))
-        pred, parts = prob.partials(self.d, **params, **self.covariates)
-        if prob.log_residuals:
+        batch = self.batch
+        assert batch.partials is not None
+        params = dict(zip(batch.names, values, strict=True))
+        pred, parts = batch.partials(self.d, **params, **self.covariates)
+        if batch.log_residuals:
             floor = 1e-6 * np.abs(self.y)
             with np.errstate(divide="ignore", invalid="ignore"):
                 dr_dpred = 1.0 / np.where(pred > floor, pred, floor)
         else:
             dr_dpred = np.broadcast_to(1.0 / self.scale, pred.shape)
-        jac = np.empty((*pred.shape, len(prob.names)))
+        jac = np.empty((*pred.shape, len(batch.names)))
         for j, part in enumerate(parts):
-            slots = prob.index[:1, j] if prob.uniform else prob.index[:, j]
+            slots = batch.index[:1, j] if batch.uniform else batch.index[:, j]
             # d value / d internal coordinate: 1 for linear slots, the value for log slots.
-            chain = np.where(prob.kinds[slots] == LIN, 1.0, values[j])
+            chain = np.where(batch.kinds[slots] == LIN, 1.0, values[j])
             jac[:, :, j] = part * dr_dpred * chain
         bad = ~np.isfinite(jac)
         if bad.any():
