@@ -11,7 +11,6 @@ gives the curves for what only the laws can answer (the frontier, the marginal v
 from __future__ import annotations
 
 import dataclasses
-import logging
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -37,8 +36,6 @@ if TYPE_CHECKING:
     import os
 
     from fits import LawsFile
-
-log = logging.getLogger(__name__)
 
 PLAN_FOLDER = "allocate"  # SWEEP_DIR/allocate/, where notebooks/execute.py plans
 DEFAULT_BUDGET_SHARE = 0.5  # default budget: half of all languages' pools (one epoch)

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from fits import LAWS
+import fits
 from muit_core import ConfigError, DataError, format_count, parse_count
 from planner.allocation import Constraints
 from planner.values import LawCurve, LawValue
@@ -156,7 +156,7 @@ def law_curve(fit: FitResult, n_available: float, units_per_example: float) -> L
     draws = {name: fit.draws.get(name, (params[name],) * n_draws) for name in params}
     return LawCurve(
         language=fit.language,
-        law=LAWS[fit.law],
+        law=fits.LAWS[fit.law],  # looked up when used: the registry can grow
         params=params,
         draws=draws if n_draws else {},
         higher_is_better=fit.higher_is_better,
@@ -275,11 +275,11 @@ def recorded_problem(
             f"The plan covers {', '.join(missing)}, which the laws file lacks; re-run "
             "plan-allocate on this laws file."
         )
-    fits = [usable_fit(laws, code) for code in codes]
+    language_fits = [usable_fit(laws, code) for code in codes]
     curves = [
         law_curve(fit, float(pool), per_example)
         for fit, pool, per_example in zip(
-            fits, constraints.n_available, constraints.units_per_example, strict=True
+            language_fits, constraints.n_available, constraints.units_per_example, strict=True
         )
     ]
     return Problem(
@@ -288,6 +288,6 @@ def recorded_problem(
         metric=laws.metric,
         higher_is_better=laws.higher_is_better,
         corpora=tuple(corpora),
-        laws=tuple(fit.law for fit in fits),
+        laws=tuple(fit.law for fit in language_fits),
         pair_filters=tuple(pair_filters),
     )
