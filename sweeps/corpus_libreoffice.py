@@ -24,10 +24,11 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from muit_core import DataError, atomic_write_text, cache_dir
-from sweeps.corpus import Pair, normalise_space
+from sweeps.pairs import CorpusEntry, Pair, normalise_space
 
 log = logging.getLogger(__name__)
 
+LIBREOFFICE_SOURCE = "libreoffice"  # the source string; `libreoffice:HELP_DIR` for a folder
 ENGLISH_FOLDER = "en-US"
 HELP_SUBDIR = Path("usr/share/libreoffice/help")
 PARSE_CACHE_VERSION = 1  # bump when the paragraph parser changes
@@ -238,3 +239,22 @@ def aligned_pairs(language: str, help_dir: Path | None = None) -> list[Pair]:
     english = language_paragraphs(help_dir, ENGLISH_FOLDER, parse_cache)
     other = language_paragraphs(help_dir, code, parse_cache)
     return [Pair(en=english[key], text=other[key], key=key) for key in english.keys() & other]
+
+
+def claims_source(source: str) -> bool:
+    """Whether `source` names this corpus: `libreoffice` or `libreoffice:HELP_DIR`."""
+    return source == LIBREOFFICE_SOURCE or source.startswith(LIBREOFFICE_SOURCE + ":")
+
+
+def read_source(source: str, language: str) -> list[Pair]:
+    """`aligned_pairs` for a source string: the folder after `libreoffice:`, if any."""
+    help_dir = source.partition(":")[2] or None
+    return aligned_pairs(language, Path(help_dir) if help_dir else None)
+
+
+CORPUS = CorpusEntry(
+    name=LIBREOFFICE_SOURCE,
+    source_help="'libreoffice' (default), 'libreoffice:HELP_DIR'",
+    claims=claims_source,
+    read_pairs=read_source,
+)

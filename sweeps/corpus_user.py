@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from muit_core import DataError
-from sweeps.corpus import Pair
+from sweeps.pairs import CorpusEntry, Pair
 
 
 def _pair_from_record(record: Mapping[str, Any], language: str, where: str) -> Pair:
@@ -127,3 +127,16 @@ def read_pairs(path: Path, language: str) -> list[Pair]:
     if not pairs:
         raise DataError(f"Corpus {path} holds no pairs; add some lines or pick another file.")
     return pairs
+
+
+def read_source(source: str, language: str) -> list[Pair]:
+    """`read_pairs` for a source string: a path, with `{lang}` replaced by the language code."""
+    return read_pairs(Path(source.replace("{lang}", language)), language)
+
+
+CORPUS = CorpusEntry(
+    name="user",
+    source_help="a .jsonl/.tsv/dataset path ('{lang}' is replaced by the code)",
+    claims=lambda source: True,  # any source no other corpus claims is a path
+    read_pairs=read_source,
+)

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING
 import torch
 
 from muit_core import ConfigError, DataError
-from sweeps.corpus import Pair
 from sweeps.instructions import Example
+from sweeps.pairs import Pair
 from sweeps.spec import SweepSpec
 from sweeps.templates import Direction, render_translation
 from sweeps.train import (

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from muit_core import ConfigError, DataError
-from sweeps.corpus import LanguagePools, Pair
+from sweeps.pairs import LanguagePools, Pair
 from sweeps.templates import Direction, pair_direction, render_translation
 
 

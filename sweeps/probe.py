@@ -21,8 +21,8 @@ import torch
 from torch.func import functional_call
 
 from muit_core import ConfigError
-from sweeps.corpus import LanguagePools
 from sweeps.instructions import Example, translation_examples
+from sweeps.pairs import LanguagePools
 from sweeps.templates import Direction
 from sweeps.train import IGNORE_INDEX, Encoded, causal_parts, collate, encode_example
 

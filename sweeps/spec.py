@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from muit_core import ConfigError
-from sweeps.corpus import PairFilter
+from sweeps.pairs import PairFilter
 
 SPECS_DIR = Path(__file__).parent / "specs"
 

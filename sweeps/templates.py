@@ -12,7 +12,7 @@ import enum
 import hashlib
 
 from muit_core import ConfigError
-from sweeps.corpus import Pair
+from sweeps.pairs import Pair
 
 
 class Direction(enum.Enum):

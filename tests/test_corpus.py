@@ -8,13 +8,13 @@ import pytest
 
 from muit_core import DataError
 from sweeps import corpus_libreoffice
-from sweeps.corpus import (
+from sweeps.corpus import CORPORA, corpus_for, load_pools, source_help
+from sweeps.pairs import (
     LanguagePools,
     Pair,
     PairFilter,
     english_key,
     heldout_score,
-    load_pools,
     split_pairs,
 )
 
@@ -86,6 +86,36 @@ def test_pair_filter_text_round_trips_and_names_bad_items() -> None:
         PairFilter.from_text("min_words=4,max_words=many")
     with pytest.raises(DataError, match=r"Bad pair filter item 'words=3'"):
         PairFilter.from_text("words=3")
+
+
+def test_pair_filter_from_dict_reads_only_its_fields() -> None:
+    rules = PairFilter(4, 20, 0.25)
+    assert PairFilter.from_dict(rules.to_dict()) == rules
+    spec_data = {"source": "libreoffice", "max_words": 30, "renamed_key": [1], "min_words": 2}
+    assert PairFilter.from_dict(spec_data) == PairFilter(min_words=2, max_words=30)
+    with pytest.raises(DataError, match=r"Bad pair filter field max_words='many'"):
+        PairFilter.from_dict({"max_words": "many"})
+
+
+@pytest.mark.parametrize(
+    ("source", "kind"),
+    [
+        ("libreoffice", "libreoffice"),
+        ("libreoffice:/srv/help", "libreoffice"),
+        ("corpora/{lang}.jsonl", "user"),
+        ("libreoffice.tsv", "user"),
+    ],
+)
+def test_each_source_goes_to_one_corpus(source: str, kind: str) -> None:
+    assert corpus_for(source).name == kind
+    assert next(entry.name for entry in CORPORA if entry.claims(source)) == kind
+
+
+def test_source_help_lists_every_corpus() -> None:
+    assert source_help() == (
+        "'libreoffice' (default), 'libreoffice:HELP_DIR', or a .jsonl/.tsv/dataset path "
+        "('{lang}' is replaced by the code)"
+    )
 
 
 def test_paragraph_parser_keeps_default_switch_and_drops_hidden(tmp_path: Path) -> None:

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from muit_core import DataError
-from sweeps.corpus import PairFilter, load_pools
+from sweeps.corpus import load_pools
+from sweeps.pairs import PairFilter
 
 ROWS = [
     ("The document is saved in the folder.", "Das Dokument wird im Ordner gespeichert."),

@@ -13,7 +13,6 @@ import torch
 import torch.nn.functional as F
 
 from muit_core import ConfigError
-from sweeps.corpus import Pair
 from sweeps.dft import DftLoss, default_layers, dft_terms, make_dft_loss, pool, resolve_layers
 from sweeps.dft_data import (
     DftEncoded,
@@ -24,6 +23,7 @@ from sweeps.dft_data import (
 )
 from sweeps.instructions import Example, read_general_examples, translation_examples
 from sweeps.model import TINY_MODEL, load_model
+from sweeps.pairs import Pair
 from sweeps.spec import DftSpec, TrainSpec
 from sweeps.templates import Direction
 from sweeps.train import IGNORE_INDEX, collate, encode_example, sft_loss, train, wrap_lora

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from muit_core import ConfigError, DataError
-from sweeps.corpus import Pair, PairFilter, split_pairs
 from sweeps.instructions import (
     mix_general,
     read_general_examples,
     select_pairs,
     translation_examples,
 )
+from sweeps.pairs import Pair, PairFilter, split_pairs
 from sweeps.templates import TRANSLATION_TEMPLATES, Direction, render_translation
 
 PAIRS = [

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from sweeps import cli as sweep_cli
-from sweeps.corpus import Pair
 from sweeps.evaluate import heldout_cross_entropy
 from sweeps.instructions import translation_examples
 from sweeps.model import TINY_MODEL, load_model
+from sweeps.pairs import Pair
 from sweeps.probe import (
     LensRow,
     ProbeTable,

@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sweeps.corpus import Pair
 from sweeps.instructions import Example, translation_examples
 from sweeps.model import TINY_MODEL, load_model
+from sweeps.pairs import Pair
 from sweeps.spec import TrainSpec
 from sweeps.templates import Direction
 from sweeps.train import (
