@@ -6,20 +6,14 @@ evaluation modules do, inside the functions that need them.
 
 from __future__ import annotations
 
-from sweeps.corpus import (
-    LIBREOFFICE_SOURCE,
-    LanguagePools,
-    Pair,
-    PairFilter,
-    load_pools,
-    split_pairs,
-)
-from sweeps.ledger import Cell, CellOutcome, Ledger, RunRecord, RunState
+from sweeps.corpus import LIBREOFFICE_SOURCE, load_pools
+from sweeps.ledger import Cell, CellOutcome, Ledger, LedgerConfig, RunRecord, RunState
 from sweeps.model import DEFAULT_MODEL, TINY_MODEL, ModelSource, load_model, resolve_model
+from sweeps.pairs import LanguagePools, Pair, PairFilter, split_pairs
 from sweeps.slurm import submit_workers
 from sweeps.spec import SweepSpec, load_spec
 from sweeps.templates import Direction, language_name, render_translation
-from sweeps.worker import WorkerSummary, run_local_workers, run_worker_process
+from sweeps.worker import WorkerSummary, run_local_workers, run_worker, run_worker_process
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -30,6 +24,7 @@ __all__ = [
     "Direction",
     "LanguagePools",
     "Ledger",
+    "LedgerConfig",
     "ModelSource",
     "Pair",
     "PairFilter",
@@ -44,6 +39,7 @@ __all__ = [
     "render_translation",
     "resolve_model",
     "run_local_workers",
+    "run_worker",
     "run_worker_process",
     "split_pairs",
     "submit_workers",

@@ -1,4 +1,5 @@
-"""Sweep cells and run records: the types the ledger, the workers and the trainer share.
+"""Sweep cells, run records and ledger settings: the types the ledger, the workers, the
+SLURM jobs and the trainer share.
 
 Plain dataclasses with no optuna import, so code that only describes or runs a cell stays light.
 `sweeps.ledger` stores them; see it for how attempts, retries and heartbeats work.
@@ -13,11 +14,66 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from muit_core import ConfigError
 
 CELL_FIELDS = ("language", "n_examples", "seed", "model", "objective")
+GRACE_HEARTBEATS = 3  # default grace = 3 beats: one slow write never fails a live run
+
+
+@dataclass(frozen=True)
+class LedgerConfig:
+    """Where a sweep's ledger is and how its workers keep it; checked on construction.
+
+    One value that `Ledger.open`, the worker processes and the SLURM jobs all take (it is
+    picklable, so it travels to other processes as it is).
+
+    Attributes:
+        storage_url: see `sweeps.ledger`; None is the journal file in `sweep_dir`.
+        study_name: derived from the config by the caller, so relaunching is idempotent.
+        sweep_dir: the sweep folder (created when the ledger is opened); relative storage
+            paths resolve against it.
+        heartbeat_interval_s: seconds between a running worker's heartbeats; also how often
+            an idle worker polls the queue.
+        grace_period_s: seconds without a heartbeat before a run counts as crashed; None for
+            `GRACE_HEARTBEATS` beats (see `effective_grace_period_s`).
+        max_retries: how often a failed cell is retried automatically.
+
+    Raises:
+        ConfigError: naming every bad setting at once.
+    """
+
+    storage_url: str | None
+    study_name: str
+    sweep_dir: Path
+    heartbeat_interval_s: int = 30
+    grace_period_s: int | None = None
+    max_retries: int = 2
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sweep_dir", Path(self.sweep_dir))
+        interval, grace = self.heartbeat_interval_s, self.effective_grace_period_s
+        problems = [
+            text
+            for bad, text in (
+                (interval < 1, f"heartbeat_interval_s={interval} must be >= 1"),
+                (grace < interval, f"grace_period_s={grace} must be >= the interval"),
+                (self.max_retries < 0, f"max_retries={self.max_retries} must be >= 0"),
+                (not self.study_name, "study_name must not be empty"),
+            )
+            if bad
+        ]
+        if problems:
+            raise ConfigError(f"Invalid ledger settings: {'; '.join(problems)}.")
+
+    @property
+    def effective_grace_period_s(self) -> int:
+        """`grace_period_s`, or `GRACE_HEARTBEATS` heartbeat intervals when that is None."""
+        if self.grace_period_s is None:
+            return GRACE_HEARTBEATS * self.heartbeat_interval_s
+        return self.grace_period_s
 
 
 @dataclass(frozen=True, order=True)

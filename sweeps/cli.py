@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
 import logging
@@ -16,16 +17,15 @@ import pandas as pd
 
 from muit_core import ConfigError
 from muit_core.cli import add_common_flags, run_main
-from sweeps.corpus import (
+from sweeps.corpus import DEFAULT_SOURCE, load_pools, source_help
+from sweeps.ledger import DEFAULT_JOURNAL_NAME, Ledger, LedgerConfig, RunState
+from sweeps.model import DEFAULT_MODEL
+from sweeps.pairs import (
     DEFAULT_HELDOUT_FRACTION,
     DEFAULT_MAX_WORDS,
     DEFAULT_MIN_WORDS,
-    LIBREOFFICE_SOURCE,
     PairFilter,
-    load_pools,
 )
-from sweeps.ledger import Ledger, RunState
-from sweeps.model import DEFAULT_MODEL
 from sweeps.slurm import submit_workers
 from sweeps.spec import SweepSpec, load_spec, spec_to_dict
 from sweeps.sweep import (
@@ -35,9 +35,8 @@ from sweeps.sweep import (
     make_run_cell,
     open_ledger,
     spec_from_ledger,
-    storage_url,
 )
-from sweeps.worker import run_local_workers, run_worker_process
+from sweeps.worker import run_local_workers, run_worker, run_worker_process
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +65,8 @@ def _add_corpus_flags(parser: argparse.ArgumentParser) -> None:
     """`--source` and the pair filter's flags, as `_pair_filter` reads them."""
     parser.add_argument(
         "--source",
-        default=LIBREOFFICE_SOURCE,
-        help="'libreoffice' (default), 'libreoffice:HELP_DIR', or a .jsonl/.tsv/dataset path "
-        "('{lang}' is replaced by the code)",
+        default=DEFAULT_SOURCE,
+        help=source_help(),
     )
     parser.add_argument("--min-words", type=int, default=DEFAULT_MIN_WORDS, help="English words")
     parser.add_argument("--max-words", type=int, default=DEFAULT_MAX_WORDS, help="English words")
@@ -191,18 +189,16 @@ def cmd_probe(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ledger_for(args: argparse.Namespace) -> tuple[Ledger, str, Path]:
-    """The ledger named by a SPEC or by --storage/--study, its study name and sweep folder."""
+def _ledger_for(args: argparse.Namespace) -> Ledger:
+    """The ledger named by a SPEC or by --storage/--study (its `config` names the study and the
+    sweep folder)."""
     if args.spec:
-        spec = load_spec(args.spec, args.overrides)
-        return open_ledger(spec, args.storage), spec.study_name(), spec.sweep_dir
+        return open_ledger(load_spec(args.spec, args.overrides), args.storage)
     if not (args.storage and args.study):
         raise ConfigError(
             "Name the sweep: give a SPEC (e.g. `demo`), or both --storage URL and --study NAME."
         )
-    folder = Path(args.sweep_dir or ".")
-    ledger = Ledger.open(args.storage, args.study, folder)
-    return ledger, args.study, folder
+    return Ledger.open(LedgerConfig(args.storage, args.study, Path(args.sweep_dir or ".")))
 
 
 def _parse_slurm(text: str) -> dict[str, str]:
@@ -245,22 +241,17 @@ def cmd_launch(args: argparse.Namespace) -> int:
         added,
     )
     factory = functools.partial(make_run_cell, spec_to_dict(spec))
-    url = storage_url(spec, args.storage)
     if args.slurm:
         options = _parse_slurm(args.slurm)
         jobs = submit_workers(
             options.pop("partition", None),
             int(options.pop("workers", spec.ledger.workers)),
-            url,
-            spec.study_name(),
-            spec.sweep_dir,
+            ledger.config,
             factory,
             timeout_min=int(options.pop("time", 12 * 60)),
             gpus_per_node=int(options.pop("gpus", 1)),
             cpus_per_task=int(options.pop("cpus", 8)),
             slurm_additional_parameters=options or None,
-            heartbeat_interval_s=spec.ledger.heartbeat_s,
-            max_retries=spec.ledger.max_retries,
         )
         print(
             f"submitted SLURM jobs {', '.join(map(str, jobs.job_ids))} (logs in {jobs.log_dir}); "
@@ -269,24 +260,17 @@ def cmd_launch(args: argparse.Namespace) -> int:
         return 0
     n_workers = _default_workers(spec) if args.workers is None else args.workers
     if n_workers == 0:
-        where = url or f"journal://{(spec.sweep_dir / 'ledger.journal').resolve()}"
+        journal = (spec.sweep_dir / DEFAULT_JOURNAL_NAME).resolve()
+        where = ledger.config.storage_url or f"journal://{journal}"
         print(
             f"enqueued; start workers with: plan-sweep worker --storage {where} "
             f"--study {spec.study_name()} --sweep-dir {spec.sweep_dir}"
         )
         return 0
     if n_workers == 1:
-        ledger.run_worker(factory())
+        run_worker(ledger, factory())
     else:
-        run_local_workers(
-            n_workers,
-            url,
-            spec.study_name(),
-            spec.sweep_dir,
-            factory,
-            heartbeat_interval_s=spec.ledger.heartbeat_s,
-            max_retries=spec.ledger.max_retries,
-        )
+        run_local_workers(n_workers, ledger.config, factory)
     path = spec.sweep_dir / "results.csv"
     table = export_results(ledger, spec.study_name(), path)
     _print_status(ledger)
@@ -303,15 +287,17 @@ def _default_workers(spec: SweepSpec) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Join a sweep from any machine: run its waiting cells until none are left."""
-    ledger, study, folder = _ledger_for(args)
+    ledger = _ledger_for(args)
     spec = spec_from_ledger(ledger)
-    summary = run_worker_process(
-        args.storage or storage_url(spec),
-        study,
-        folder if not args.spec else spec.sweep_dir,
-        functools.partial(make_run_cell, spec_to_dict(spec)),
+    # The ledger named on the command line, kept as the spec says its workers keep it.
+    config = dataclasses.replace(
+        ledger.config,
         heartbeat_interval_s=spec.ledger.heartbeat_s,
         max_retries=spec.ledger.max_retries,
+    )
+    summary = run_worker_process(
+        config,
+        functools.partial(make_run_cell, spec_to_dict(spec)),
         stop_when_empty=not args.wait,
     )
     print(f"worker {summary.worker}: {summary.n_done} done, {summary.n_failed} failed")
@@ -330,7 +316,7 @@ def _print_status(ledger: Ledger) -> None:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Show done / running / failed / waiting cells per language, with an ETA."""
-    ledger, _, _ = _ledger_for(args)
+    ledger = _ledger_for(args)
     if args.format == "json":
         print(ledger.status().reset_index().to_json(orient="records"))
     else:
@@ -343,9 +329,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Write results.csv (one row per finished run and metric) for plan-fit."""
-    ledger, study, folder = _ledger_for(args)
-    path = Path(args.out) if args.out else folder / "results.csv"
-    table = export_results(ledger, study, path)
+    ledger = _ledger_for(args)
+    path = Path(args.out) if args.out else ledger.config.sweep_dir / "results.csv"
+    table = export_results(ledger, ledger.config.study_name, path)
     runs = table.drop_duplicates(["language", "n_examples", "seed", "model", "objective"])
     print(f"wrote {path}: {len(runs)} runs, {len(table)} rows")
     return 0

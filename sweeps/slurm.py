@@ -19,8 +19,9 @@ package must be importable on the nodes (same virtual environment on a shared fi
 `LocalExecutor`: what the tests do, and a way to try a setup without a cluster.
 
 Example:
-    jobs = submit_workers("gpu", 8, "postgresql://sweeps@db:5432/sweeps", study, sweep_dir,
-                          functools.partial(make_run_cell, spec_dict), timeout_min=240)
+    config = LedgerConfig("postgresql://sweeps@db:5432/sweeps", study, sweep_dir)
+    jobs = submit_workers("gpu", 8, config, functools.partial(make_run_cell, spec_dict),
+                          timeout_min=240)
     print(jobs.job_ids)      # SLURM array job ids, e.g. ('4242_0', ..., '4242_7')
     summaries = jobs.wait()  # optional: block until every worker has stopped
 
@@ -41,6 +42,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from muit_core import ConfigError, PlannerError
+from sweeps.cells import LedgerConfig
 from sweeps.worker import RunCellFactory, WorkerSummary, run_worker_process
 
 if TYPE_CHECKING:
@@ -97,9 +99,7 @@ class WorkerJobs:
 def submit_workers(
     partition: str | None,
     n_workers: int,
-    storage_url: str | None,
-    study_name: str,
-    sweep_dir: Path,
+    config: LedgerConfig,
     run_cell_factory: RunCellFactory,
     *,
     executor_kind: ExecutorKind | str = ExecutorKind.SLURM,
@@ -110,9 +110,6 @@ def submit_workers(
     job_name: str = "plan-sweep-worker",
     slurm_additional_parameters: Mapping[str, Any] | None = None,
     log_dir: Path | None = None,
-    heartbeat_interval_s: int = 30,
-    grace_period_s: int | None = None,
-    max_retries: int = 2,
 ) -> WorkerJobs:
     """Submit `n_workers` worker jobs that run the sweep's waiting cells.
 
@@ -121,9 +118,8 @@ def submit_workers(
     Args:
         partition: SLURM partition (ignored by the local executor).
         n_workers: how many workers (array tasks) to start.
-        storage_url: the ledger URL; None for the journal file in `sweep_dir`.
-        study_name: the sweep's study, as `Ledger.open` takes it.
-        sweep_dir: the sweep folder (shared with the compute nodes).
+        config: the sweep's ledger and its heartbeat and retry settings; its sweep folder
+            must be shared with the compute nodes.
         run_cell_factory: builds the cell function inside each job; must be picklable.
         executor_kind: `slurm` or `local`.
         timeout_min: the job time limit in minutes (SLURM `--time`).
@@ -134,9 +130,6 @@ def submit_workers(
         slurm_additional_parameters: other sbatch options, e.g. `{"account": "proj", "qos":
             "low"}`.
         log_dir: where job logs go; default `<sweep_dir>/slurm`.
-        heartbeat_interval_s: as in `Ledger.open`.
-        grace_period_s: as in `Ledger.open`.
-        max_retries: as in `Ledger.open`.
 
     Returns:
         The submitted jobs.
@@ -162,8 +155,7 @@ def submit_workers(
         raise ConfigError(
             "Submitting workers needs submitit; install it with pip install 'muit-planner[slurm]'."
         ) from err
-    sweep_dir = Path(sweep_dir)
-    folder = Path(log_dir) if log_dir is not None else sweep_dir / "slurm"
+    folder = Path(log_dir) if log_dir is not None else config.sweep_dir / "slurm"
     executor = submitit.AutoExecutor(folder=folder / "%j", cluster=kind.value)
     parameters: dict[str, Any] = {
         "name": job_name,
@@ -176,28 +168,18 @@ def submit_workers(
         "slurm_additional_parameters": dict(slurm_additional_parameters or {}),
     }
     executor.update_parameters(**{k: v for k, v in parameters.items() if v is not None})
-    args = (storage_url, study_name, sweep_dir, run_cell_factory)
-    options = {
-        "heartbeat_interval_s": heartbeat_interval_s,
-        "grace_period_s": grace_period_s,
-        "max_retries": max_retries,
-    }
     try:
         with executor.batch():
-            jobs = [executor.submit(_worker_job, *args, **options) for _ in range(n_workers)]
+            jobs = [
+                executor.submit(_worker_job, config, run_cell_factory) for _ in range(n_workers)
+            ]
     except (FailedSubmissionError, OSError) as err:
         message = f"Could not submit {n_workers} worker job(s) to {kind.value}: {err}."
         raise ConfigError(message) from err
     return WorkerJobs(tuple(job.job_id for job in jobs), folder, tuple(jobs))
 
 
-def _worker_job(
-    storage_url: str | None,
-    study_name: str,
-    sweep_dir: Path,
-    run_cell_factory: RunCellFactory,
-    **options: Any,
-) -> WorkerSummary:
+def _worker_job(config: LedgerConfig, run_cell_factory: RunCellFactory) -> WorkerSummary:
     """The body of one job: `run_worker_process`, stopped cleanly by the scheduler's signal.
 
     submitit's own handler for that signal raises an ordinary exception in whatever runs, which
@@ -216,7 +198,7 @@ def _worker_job(
 
     signal.signal(job_signal, stop)
     try:
-        return run_worker_process(storage_url, study_name, sweep_dir, run_cell_factory, **options)
+        return run_worker_process(config, run_cell_factory)
     except SystemExit:
         if caught and callable(submitit_handler):
             submitit_handler(*caught[0])

@@ -20,7 +20,7 @@ import pandas as pd
 
 from muit_core import ConfigError, LedgerError, atomic_write_text
 from sweeps.corpus import load_pools
-from sweeps.ledger import Cell, CellOutcome, Ledger, RunState
+from sweeps.ledger import Cell, CellOutcome, Ledger, LedgerConfig, RunState
 from sweeps.spec import SweepSpec, spec_from_dict, spec_to_dict
 
 log = logging.getLogger(__name__)
@@ -83,20 +83,22 @@ def check_grid(spec: SweepSpec) -> dict[str, int]:
     return caps
 
 
-def storage_url(spec: SweepSpec, override: str | None = None) -> str | None:
-    """The ledger URL: the command-line override, the spec's, or None (journal in the folder)."""
-    return override or spec.ledger.storage or None
-
-
-def open_ledger(spec: SweepSpec, storage: str | None = None) -> Ledger:
-    """Open the spec's ledger (creating the study) and store the resolved spec in it."""
-    ledger = Ledger.open(
-        storage_url(spec, storage),
-        spec.study_name(),
-        spec.sweep_dir,
+def ledger_config(spec: SweepSpec, storage: str | None = None) -> LedgerConfig:
+    """The spec's ledger settings; `storage` (the command line's) overrides the spec's URL, and
+    with neither the ledger is the journal file in the sweep folder."""
+    return LedgerConfig(
+        storage_url=storage or spec.ledger.storage or None,
+        study_name=spec.study_name(),
+        sweep_dir=spec.sweep_dir,
         heartbeat_interval_s=spec.ledger.heartbeat_s,
         max_retries=spec.ledger.max_retries,
     )
+
+
+def open_ledger(spec: SweepSpec, storage: str | None = None) -> Ledger:
+    """Open the spec's ledger (`ledger_config`; creating the study) and store the resolved spec
+    in it."""
+    ledger = Ledger.open(ledger_config(spec, storage))
     ledger.set_study_attr("spec", spec_to_dict(spec))
     return ledger
 

@@ -1,12 +1,13 @@
 """Sweep workers: pull waiting cells from the ledger, run them, record the outcome.
 
-`run_worker` is the loop behind `Ledger.run_worker`. `run_worker_process` is the body of one
-worker process, whatever starts it (`plan-sweep worker`, `run_local_workers` for
-`--workers N`, a SLURM job from `sweeps.slurm`); `run_local_workers` starts N of them here.
+`run_worker` is the loop over an open `Ledger` (the ledger only stores and hands out cells; this
+module runs them). `run_worker_process` is the body of one worker process, whatever starts it
+(`plan-sweep worker`, `run_local_workers` for `--workers N`, a SLURM job from `sweeps.slurm`);
+`run_local_workers` starts N of them here. All take the ledger's settings as one `LedgerConfig`.
 
 While `run_cell` runs in the worker's main thread, a daemon thread writes a heartbeat to the
-ledger every `heartbeat_interval_s`; if the process dies, the beats stop and, after the grace
-period, any other worker fails the run as stale and queues its retry (see `sweeps.ledger`).
+ledger every `config.heartbeat_interval_s`; if the process dies, the beats stop and, after the
+grace period, any other worker fails the run as stale and queues its retry (see `sweeps.ledger`).
 An exception from `run_cell` fails the run with `Type: message` and the loop goes on; Ctrl-C or
 SIGTERM fails it as interrupted (which uses up a retry too, so a cell that always outlives its
 job cannot loop forever) and stops the worker. Each finished run logs one line, e.g.
@@ -18,21 +19,20 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import multiprocessing
 import pickle
 import signal
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from types import FrameType
 
 from muit_core import ConfigError, LedgerError, configure_logging
-from sweeps.cells import mean_wall_s
-from sweeps.ledger import Cell, CellOutcome, Claim, Ledger, RunRecord, RunState
+from sweeps.cells import Cell, CellOutcome, Claim, LedgerConfig, RunRecord, RunState
+from sweeps.ledger import Ledger
+from sweeps.progress import format_progress
 
 RunCell = Callable[[Cell], CellOutcome]
 # Builds the cell function inside the worker process (load the spec, the corpus, ...); it must
@@ -72,7 +72,7 @@ def run_worker(
     """Run waiting cells one at a time until there is nothing left to do.
 
     Each round first fails stale runs (crashed workers; their retries are queued), then claims
-    the oldest waiting cell. With nothing waiting the worker sleeps `heartbeat_interval_s` and
+    the oldest waiting cell. With nothing waiting the worker sleeps the heartbeat interval and
     looks again, as long as other workers are running cells with live heartbeats (if one of
     them dies, this worker reruns its cell); it stops once nothing is waiting or running, unless
     `stop_when_empty` is False (then it waits for new cells until stopped).
@@ -102,12 +102,14 @@ def run_worker(
         if claim is None:
             if stop_when_empty and not ledger.live_cells():
                 break
-            time.sleep(ledger.heartbeat_interval_s)
+            time.sleep(ledger.config.heartbeat_interval_s)
             continue
         record = _run_one(ledger, claim, run_cell)
         records.append(record)
         standing = ledger.records()
-        line = f"{format_run(record)} [{sweep_progress(standing, len(ledger.live_cells()) + 1)}]"
+        # This worker's cell has just finished, so it is not among the live ones.
+        progress = format_progress(standing, len(ledger.live_cells()) + 1)
+        line = f"{format_run(record)} [{progress}]"
         _log.log(logging.INFO if record.state == RunState.DONE else logging.WARNING, line)
         if on_finished is not None:
             on_finished(record)
@@ -118,23 +120,6 @@ def run_worker(
         wall_s=time.monotonic() - start,
         records=tuple(records),
     )
-
-
-def sweep_progress(standing: Sequence[RunRecord], n_workers: int) -> str:
-    """ "12/40 cells done, 28 left, ~64 s a cell, ETA 15 min" for the sweep-level log line.
-
-    `standing` is one record per cell (its standing attempt); the ETA spreads the cells still
-    waiting or running, at the mean wall time of the done ones, over `n_workers` workers. The
-    rate and ETA are left out until a run is done.
-    """
-    n_done = sum(r.state == RunState.DONE for r in standing)
-    n_left = sum(r.state in (RunState.WAITING, RunState.RUNNING) for r in standing)
-    text = f"{n_done}/{len(standing)} cells done"
-    mean_s = mean_wall_s(standing)
-    if math.isnan(mean_s) or not n_left:
-        return text
-    eta_min = n_left * mean_s / max(n_workers, 1) / 60
-    return f"{text}, {n_left} left, ~{mean_s:.0f} s a cell, ETA {eta_min:.0f} min"
 
 
 def format_run(record: RunRecord) -> str:
@@ -181,7 +166,7 @@ def _heartbeat(ledger: Ledger, claim: Claim) -> Iterator[None]:
     stop = threading.Event()
 
     def beat() -> None:
-        while not stop.wait(ledger.heartbeat_interval_s):
+        while not stop.wait(ledger.config.heartbeat_interval_s):
             try:
                 alive = ledger.heartbeat(claim)
             except Exception as err:  # a storage hiccup must not end the beats; the next retries
@@ -205,14 +190,9 @@ def _heartbeat(ledger: Ledger, claim: Claim) -> Iterator[None]:
 
 
 def run_worker_process(
-    storage_url: str | None,
-    study_name: str,
-    sweep_dir: Path,
+    config: LedgerConfig,
     run_cell_factory: RunCellFactory,
     *,
-    heartbeat_interval_s: int = 30,
-    grace_period_s: int | None = None,
-    max_retries: int = 2,
     max_runs: int | None = None,
     stop_when_empty: bool = True,
 ) -> WorkerSummary:
@@ -220,24 +200,22 @@ def run_worker_process(
 
     Logs to stderr at INFO when the process has no logging set up, and turns SIGTERM (the
     signal `kill` and schedulers send) into SystemExit, so the running cell is failed as
-    interrupted and retried at once instead of after the grace period. Arguments as in
-    `Ledger.open` and `run_worker`.
+    interrupted and retried at once instead of after the grace period.
+
+    Args:
+        config: the ledger to open and its heartbeat and retry settings.
+        run_cell_factory: builds the cell function inside this process.
+        max_runs: as in `run_worker`.
+        stop_when_empty: as in `run_worker`.
 
     Returns:
         What the worker did.
     """
     configure_logging()
     with _sigterm_as_exit():
-        ledger = Ledger.open(
-            storage_url,
-            study_name,
-            sweep_dir,
-            heartbeat_interval_s=heartbeat_interval_s,
-            grace_period_s=grace_period_s,
-            max_retries=max_retries,
-        )
+        ledger = Ledger.open(config)
         run_cell = run_cell_factory()
-        summary = ledger.run_worker(run_cell, max_runs=max_runs, stop_when_empty=stop_when_empty)
+        summary = run_worker(ledger, run_cell, max_runs=max_runs, stop_when_empty=stop_when_empty)
     _log.info(
         "Worker %s stops: %d done, %d failed in %.0f s.",
         *(summary.worker, summary.n_done, summary.n_failed, summary.wall_s),
@@ -267,14 +245,9 @@ def _sigterm_as_exit() -> Iterator[None]:
 
 def run_local_workers(
     n_workers: int,
-    storage_url: str | None,
-    study_name: str,
-    sweep_dir: Path,
+    config: LedgerConfig,
     run_cell_factory: RunCellFactory,
     *,
-    heartbeat_interval_s: int = 30,
-    grace_period_s: int | None = None,
-    max_retries: int = 2,
     max_runs: int | None = None,
     stop_when_empty: bool = True,
 ) -> list[int]:
@@ -292,16 +265,14 @@ def run_local_workers(
     if n_workers < 1:
         raise ConfigError(f"{n_workers=} must be at least 1.")
     context = multiprocessing.get_context("spawn")
-    kwargs = {
-        "heartbeat_interval_s": heartbeat_interval_s,
-        "grace_period_s": grace_period_s,
-        "max_retries": max_retries,
-        "max_runs": max_runs,
-        "stop_when_empty": stop_when_empty,
-    }
-    args = (storage_url, study_name, Path(sweep_dir), run_cell_factory)
+    kwargs = {"max_runs": max_runs, "stop_when_empty": stop_when_empty}
     processes = [
-        context.Process(target=run_worker_process, args=args, kwargs=kwargs, name=f"worker-{i}")
+        context.Process(
+            target=run_worker_process,
+            args=(config, run_cell_factory),
+            kwargs=kwargs,
+            name=f"worker-{i}",
+        )
         for i in range(n_workers)
     ]
     try:

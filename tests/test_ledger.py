@@ -27,7 +27,8 @@ from test_worker_helpers import expected_metrics, fake_train
 
 import sweeps.ledger
 from muit_core import ConfigError, LedgerError
-from sweeps.ledger import Cell, CellOutcome, Claim, Ledger, RunRecord, RunState
+from sweeps.ledger import Cell, CellOutcome, Claim, Ledger, LedgerConfig, RunRecord, RunState
+from sweeps.worker import run_worker
 
 GRID = [Cell(lang, n, 0) for lang in ("el", "hi") for n in (0, 16, 256)]
 
@@ -38,7 +39,7 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 def open_ledger(url: str, folder: Path, study: str, **options: int) -> Ledger:
-    return Ledger.open(url, study, folder, heartbeat_interval_s=1, **options)
+    return Ledger.open(LedgerConfig(url, study, folder, heartbeat_interval_s=1, **options))
 
 
 def advance_ledger_clock(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
@@ -64,13 +65,13 @@ def test_enqueue_is_idempotent_and_a_finished_sweep_runs_nothing(url: str, tmp_p
     assert ledger.enqueue(GRID) == len(GRID)
     assert ledger.enqueue(GRID) == 0
     assert ledger.enqueue([*GRID, GRID[0]]) == 0
-    summary = ledger.run_worker(fake_train)
+    summary = run_worker(ledger, fake_train)
     assert (summary.n_done, summary.n_failed) == (len(GRID), 0)
 
     # Relaunch: a new process opens the same study, enqueues the grid again, runs a worker.
     again = ledger if url == "memory://" else open_ledger(url, tmp_path, study)
     assert again.enqueue(GRID) == 0
-    assert again.run_worker(fake_train).n_done == 0
+    assert run_worker(again, fake_train).n_done == 0
     history = again.records(history=True)
     assert Counter(r.cell for r in history) == Counter(GRID)
     assert all(r.state == RunState.DONE for r in history)
@@ -90,7 +91,7 @@ def test_records_hold_metrics_attrs_and_timings(url: str, tmp_path: Path) -> Non
     ledger = open_ledger(url, tmp_path, unique_study())
     ledger.enqueue(GRID[:2])
     finished: list[RunRecord] = []
-    ledger.run_worker(fake_train, on_finished=finished.append)
+    run_worker(ledger, fake_train, on_finished=finished.append)
     records = ledger.records()
     assert [r.cell for r in records] == sorted(GRID[:2])
     assert [r.trial_number for r in finished] == [r.trial_number for r in records]
@@ -111,7 +112,7 @@ def test_failing_cell_is_recorded_with_its_reason_and_retries_are_bounded(
     ledger = open_ledger(url, tmp_path, unique_study(), max_retries=1)
     bad = Cell("nan", 16, 0)
     ledger.enqueue([GRID[0], bad, GRID[1]])
-    summary = ledger.run_worker(fake_train)
+    summary = run_worker(ledger, fake_train)
     assert (summary.n_done, summary.n_failed) == (2, 2)  # the bad cell: first try + 1 retry
 
     standing = {r.cell: r for r in ledger.records()}
@@ -125,7 +126,7 @@ def test_failing_cell_is_recorded_with_its_reason_and_retries_are_bounded(
 
     # Out of retries: a relaunch leaves it failed, unless asked to retry failed cells.
     assert ledger.enqueue([GRID[0], bad, GRID[1]]) == 0
-    assert ledger.run_worker(fake_train).n_failed == 0
+    assert run_worker(ledger, fake_train).n_failed == 0
     assert ledger.enqueue([bad], retry_failed=True) == 1
     assert ledger.records()[-1].state == RunState.WAITING
     assert ledger.records()[-1].attempt == 3
@@ -146,7 +147,7 @@ def test_stale_run_is_failed_and_retried(
     assert other.fail_stale() == 0
     monkeypatch.undo()
 
-    assert other.run_worker(fake_train).n_done == 2
+    assert run_worker(other, fake_train).n_done == 2
     attempts = [r for r in other.records(history=True) if r.cell == claim.cell]
     assert [(r.attempt, r.state) for r in attempts] == [(1, RunState.FAILED), (2, RunState.DONE)]
     assert attempts[0].error is not None and "stopped sending heartbeats" in attempts[0].error
@@ -232,7 +233,7 @@ def test_worker_skips_a_cell_enqueued_twice(tmp_path: Path) -> None:
     ledger = open_ledger("memory://", tmp_path, unique_study())
     ledger.enqueue(GRID[:1])
     ledger._add_trial(GRID[0], attempt=1, retries_left=2)  # what two concurrent launches leave
-    summary = ledger.run_worker(fake_train)
+    summary = run_worker(ledger, fake_train)
     assert summary.n_done == 1
     history = ledger.records(history=True)
     assert [r.state for r in history] == [RunState.DONE, RunState.FAILED]
@@ -255,11 +256,11 @@ def test_outcome_checks_metrics_and_converts_attrs(tmp_path: Path) -> None:
 
     ledger = open_ledger("memory://", tmp_path, unique_study(), max_retries=0)
     ledger.enqueue(GRID[:1])
-    ledger.run_worker(nan_metric)
+    run_worker(ledger, nan_metric)
     (record,) = ledger.records()
     assert record.error == "ValueError: Metric heldout_ce=inf is not finite."
     ledger.enqueue(GRID[:1], retry_failed=True)
-    ledger.run_worker(numpy_attrs)
+    run_worker(ledger, numpy_attrs)
     (record,) = ledger.records()
     assert record.metrics == {"chrf": 30.5}
     assert record.attrs == {"tokens": 7, "curve": [0, 1, 2], "out": str(tmp_path / "x")}
@@ -268,10 +269,10 @@ def test_outcome_checks_metrics_and_converts_attrs(tmp_path: Path) -> None:
 def test_max_runs_stops_the_worker(tmp_path: Path) -> None:
     ledger = open_ledger("memory://", tmp_path, unique_study())
     ledger.enqueue(GRID)
-    assert ledger.run_worker(fake_train, max_runs=2).n_done == 2
+    assert run_worker(ledger, fake_train, max_runs=2).n_done == 2
     assert sum(r.state == RunState.WAITING for r in ledger.records()) == len(GRID) - 2
     with pytest.raises(ConfigError, match=r"max_runs=0 must be at least 1"):
-        ledger.run_worker(fake_train, max_runs=0)
+        run_worker(ledger, fake_train, max_runs=0)
 
 
 def test_status_counts_cells_and_estimates_the_time_left(tmp_path: Path) -> None:
@@ -300,10 +301,11 @@ def test_status_counts_cells_and_estimates_the_time_left(tmp_path: Path) -> None
 
 def test_default_storage_is_a_journal_file_in_the_sweep_folder(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
-    ledger = Ledger.open(None, unique_study(), sweep)
+    ledger = Ledger.open(LedgerConfig(None, unique_study(), sweep))
     ledger.enqueue(GRID[:1])
     assert (sweep / "ledger.journal").stat().st_size > 0
-    assert ledger.heartbeat_interval_s == 30 and ledger.grace_period_s == 90
+    config = ledger.config
+    assert config.heartbeat_interval_s == 30 and config.effective_grace_period_s == 90
 
 
 @pytest.mark.parametrize(
@@ -313,14 +315,14 @@ def test_default_storage_is_a_journal_file_in_the_sweep_folder(tmp_path: Path) -
 def test_relative_storage_paths_resolve_in_the_sweep_folder(
     url: str, made: str, tmp_path: Path
 ) -> None:
-    Ledger.open(url, unique_study(), tmp_path).enqueue(GRID[:1])
+    Ledger.open(LedgerConfig(url, unique_study(), tmp_path)).enqueue(GRID[:1])
     assert (tmp_path / made).is_file()
 
 
 def test_unreachable_storage_gives_one_clear_sentence(tmp_path: Path) -> None:
     url = "postgresql://nobody:s3cret@127.0.0.1:1/x"
     with pytest.raises(LedgerError) as caught:
-        Ledger.open(url, unique_study(), tmp_path)
+        Ledger.open(LedgerConfig(url, unique_study(), tmp_path))
     message = str(caught.value)
     assert message.startswith(
         "Cannot open the ledger storage postgresql://nobody:***@127.0.0.1:1/x"
@@ -332,13 +334,13 @@ def test_unreachable_storage_gives_one_clear_sentence(tmp_path: Path) -> None:
 
 def test_unwritable_journal_path_is_a_ledger_error(tmp_path: Path) -> None:
     with pytest.raises(LedgerError, match=r"^Cannot open the ledger storage journal:///proc/no/l"):
-        Ledger.open("journal:///proc/no/l.journal", unique_study(), tmp_path)
+        Ledger.open(LedgerConfig("journal:///proc/no/l.journal", unique_study(), tmp_path))
 
 
 def test_bad_url_and_settings_are_config_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"Unknown ledger storage URL 'redis://u:\*\*\*@h/0'"):
-        Ledger.open("redis://u:pw@h/0", "s", tmp_path)
+        Ledger.open(LedgerConfig("redis://u:pw@h/0", "s", tmp_path))
     with pytest.raises(ConfigError, match=r"heartbeat_interval_s=0 must be >= 1"):
-        Ledger.open("memory://", "s", tmp_path, heartbeat_interval_s=0)
+        LedgerConfig("memory://", "s", tmp_path, heartbeat_interval_s=0)
     with pytest.raises(ConfigError, match=r"grace_period_s=1 must be >= the interval"):
-        Ledger.open("memory://", "s", tmp_path, heartbeat_interval_s=5, grace_period_s=1)
+        LedgerConfig("memory://", "s", tmp_path, heartbeat_interval_s=5, grace_period_s=1)

@@ -17,7 +17,7 @@ from postgres_server import unique_study
 from test_worker_helpers import SLOW_CELL_ENV, STARTED_DIR_ENV, expected_metrics, make_fake_train
 
 from muit_core import ConfigError
-from sweeps.ledger import Cell, Ledger, RunState
+from sweeps.ledger import Cell, Ledger, LedgerConfig, RunState
 from sweeps.slurm import ExecutorKind, submit_workers
 
 
@@ -31,25 +31,23 @@ def test_local_executor_runs_real_workers_on_a_journal_ledger(
     )
     study, sweep = unique_study(), tmp_path / "sweep"
     cells = [Cell("tr", n, seed) for n in (0, 16, 64) for seed in (0, 1)]
-    Ledger.open(None, study, sweep).enqueue(cells)
+    config = LedgerConfig(None, study, sweep, heartbeat_interval_s=1)
+    Ledger.open(config).enqueue(cells)
 
     jobs = submit_workers(
         None,
         2,
-        None,
-        study,
-        sweep,
+        config,
         make_fake_train,
         executor_kind="local",
         gpus_per_node=0,
         timeout_min=5,
-        heartbeat_interval_s=1,
     )
     assert len(jobs.job_ids) == 2 and jobs.log_dir == sweep / "slurm"
     summaries = jobs.wait()
     assert sum(s.n_done for s in summaries) == len(cells)
     assert sum(s.n_failed for s in summaries) == 0
-    records = Ledger.open(None, study, sweep).records(history=True)
+    records = Ledger.open(config).records(history=True)
     assert [r.state for r in records] == [RunState.DONE] * len(cells)
     for record in records:
         assert record.metrics == pytest.approx(expected_metrics(record.cell))
@@ -68,11 +66,12 @@ def test_preempted_job_requeues_its_cell_and_itself(
     cell = Cell("tr", 16, 0)
     monkeypatch.setenv(SLOW_CELL_ENV, cell.key)
     monkeypatch.setenv(STARTED_DIR_ENV, str(started))
-    Ledger.open(None, study, sweep).enqueue([cell])
+    config = LedgerConfig(None, study, sweep, heartbeat_interval_s=1)
+    Ledger.open(config).enqueue([cell])
     # timeout_min=60: the signal below reads as preemption, not the end of the time limit.
     jobs = submit_workers(
-        None, 1, None, study, sweep, make_fake_train, executor_kind="local", gpus_per_node=0,
-        timeout_min=60, heartbeat_interval_s=1,
+        None, 1, config, make_fake_train, executor_kind="local", gpus_per_node=0,
+        timeout_min=60,
     )  # fmt: skip
     deadline = time.monotonic() + 60
     while not (marks := list(started.glob("tr_*"))):
@@ -82,7 +81,7 @@ def test_preempted_job_requeues_its_cell_and_itself(
 
     (summary,) = jobs.wait()  # the requeued job's worker reran the cell
     assert (summary.n_done, summary.n_failed) == (1, 0)
-    first, rerun = Ledger.open(None, study, sweep).records(history=True)
+    first, rerun = Ledger.open(config).records(history=True)
     assert (first.state, first.error) == (
         RunState.FAILED,
         "Interrupted by SystemExit; the worker stopped.",
@@ -91,7 +90,7 @@ def test_preempted_job_requeues_its_cell_and_itself(
 
 
 def test_bad_arguments_are_config_errors(tmp_path: Path) -> None:
-    args = ("memory://", "s", tmp_path, make_fake_train)
+    args = (LedgerConfig("memory://", "s", tmp_path), make_fake_train)
     with pytest.raises(
         ConfigError, match=r"Unknown executor_kind='pbs'; use one of: slurm, local"
     ):
@@ -105,4 +104,4 @@ def test_bad_arguments_are_config_errors(tmp_path: Path) -> None:
 @pytest.mark.skipif(shutil.which("sbatch") is not None, reason="a real SLURM is installed here")
 def test_slurm_without_sbatch_says_where_to_submit_from(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"sbatch is not on PATH; submit from a SLURM login"):
-        submit_workers("gpu", 2, "memory://", "s", tmp_path, make_fake_train)
+        submit_workers("gpu", 2, LedgerConfig("memory://", "s", tmp_path), make_fake_train)

@@ -11,7 +11,7 @@ import pytest
 
 from muit_core import ConfigError
 from sweeps import cli
-from sweeps.ledger import Ledger
+from sweeps.ledger import Ledger, LedgerConfig
 from sweeps.spec import load_spec
 from sweeps.sweep import RESULTS_COLUMNS, check_grid, grid_cells
 
@@ -50,9 +50,9 @@ def test_results_csv_has_every_cell_and_loss_falls(smoke_sweep: Path) -> None:
 
 def test_relaunching_a_finished_sweep_runs_nothing(smoke_sweep: Path) -> None:
     spec = load_spec("smoke", [f"out_dir={str(smoke_sweep)!r}"])
-    before = Ledger.open(None, spec.study_name(), smoke_sweep).records(history=True)
+    before = Ledger.open(LedgerConfig(None, spec.study_name(), smoke_sweep)).records(history=True)
     assert cli.main(["launch", "smoke", f"out_dir={str(smoke_sweep)!r}"]) == 0
-    after = Ledger.open(None, spec.study_name(), smoke_sweep).records(history=True)
+    after = Ledger.open(LedgerConfig(None, spec.study_name(), smoke_sweep)).records(history=True)
     assert [r.trial_number for r in after] == [r.trial_number for r in before]
 
 
@@ -84,7 +84,11 @@ def test_a_worker_joins_with_only_the_storage_url_and_study(
     assert "plan-sweep worker --storage journal://" in printed
     spec = load_spec("smoke", overrides)
     journal = (tmp_path / "sweep" / "ledger.journal").resolve()
-    assert not Ledger.open(None, spec.study_name(), tmp_path / "sweep").records()[0].metrics
+    assert (
+        not Ledger.open(LedgerConfig(None, spec.study_name(), tmp_path / "sweep"))
+        .records()[0]
+        .metrics
+    )
     args = ["--storage", f"journal://{journal}", "--study", spec.study_name()]
     assert cli.main(["worker", *args, "--sweep-dir", str(tmp_path / "sweep")]) == 0
     assert "1 done, 0 failed" in capsys.readouterr().out

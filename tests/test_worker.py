@@ -26,8 +26,9 @@ from test_worker_helpers import (
 )
 
 from muit_core import ConfigError
-from sweeps.ledger import Cell, Ledger, RunRecord, RunState
-from sweeps.worker import format_run, run_local_workers, sweep_progress
+from sweeps.ledger import Cell, Ledger, LedgerConfig, RunRecord, RunState
+from sweeps.progress import format_progress
+from sweeps.worker import format_run, run_local_workers
 
 HELPERS = Path(__file__).with_name("test_worker_helpers.py")
 GRACE_S = 3
@@ -70,7 +71,8 @@ def test_worker_killed_mid_run_loses_nothing_and_its_cell_reruns(url: str, tmp_p
     started.mkdir()
     cells = [Cell("el", n, 0) for n in (0, 16, 64, 256)]
     slow = cells[2]
-    ledger = Ledger.open(url, study, tmp_path, heartbeat_interval_s=1, grace_period_s=GRACE_S)
+    config = LedgerConfig(url, study, tmp_path, heartbeat_interval_s=1, grace_period_s=GRACE_S)
+    ledger = Ledger.open(config)
     ledger.enqueue(cells)
 
     doomed = start_worker(
@@ -104,7 +106,8 @@ def test_worker_killed_mid_run_loses_nothing_and_its_cell_reruns(url: str, tmp_p
 def test_two_workers_run_every_cell_exactly_once(url: str, tmp_path: Path) -> None:
     study = unique_study()
     cells = [Cell(lang, n, seed) for lang in ("el", "hi") for n in (0, 16, 64) for seed in (0, 1)]
-    ledger = Ledger.open(url, study, tmp_path, heartbeat_interval_s=1, grace_period_s=GRACE_S)
+    config = LedgerConfig(url, study, tmp_path, heartbeat_interval_s=1, grace_period_s=GRACE_S)
+    ledger = Ledger.open(config)
     assert ledger.enqueue(cells) == len(cells)
     # Both workers start taking cells at the same moment, so their first claims race.
     barrier = tmp_path / "barrier"
@@ -128,7 +131,7 @@ def test_sigterm_fails_the_run_as_interrupted_and_requeues_it_at_once(tmp_path: 
     url, study, started = f"journal://{tmp_path / 'l.journal'}", unique_study(), tmp_path / "s"
     started.mkdir()
     cell = Cell("el", 16, 0)
-    ledger = Ledger.open(url, study, tmp_path, heartbeat_interval_s=1)
+    ledger = Ledger.open(LedgerConfig(url, study, tmp_path, heartbeat_interval_s=1))
     ledger.enqueue([cell])
     worker = start_worker(
         url, study, tmp_path, **{SLOW_CELL_ENV: cell.key, STARTED_DIR_ENV: str(started)}
@@ -147,16 +150,17 @@ def test_sigterm_fails_the_run_as_interrupted_and_requeues_it_at_once(tmp_path: 
 def test_local_worker_processes_share_the_sweep(tmp_path: Path) -> None:
     url, study = f"journal://{tmp_path / 'l.journal'}", unique_study()
     cells = [Cell("vi", n, 0) for n in (0, 16, 64, 256)]
-    Ledger.open(url, study, tmp_path).enqueue(cells)
-    codes = run_local_workers(2, url, study, tmp_path, make_fake_train, heartbeat_interval_s=1)
+    config = LedgerConfig(url, study, tmp_path, heartbeat_interval_s=1)
+    Ledger.open(config).enqueue(cells)
+    codes = run_local_workers(2, config, make_fake_train)
     assert codes == [0, 0]
-    records = Ledger.open(url, study, tmp_path).records()
+    records = Ledger.open(config).records()
     assert [r.state for r in records] == [RunState.DONE] * len(cells)
     assert format_run(records[0]).startswith("vi/n=0/seed=0/model=default/sft done in 0.")
     with pytest.raises(ConfigError, match=r"n_workers=0 must be at least 1"):
-        run_local_workers(0, url, study, tmp_path, make_fake_train)
+        run_local_workers(0, config, make_fake_train)
     with pytest.raises(ConfigError, match=r"Cannot send run_cell_factory"):
-        run_local_workers(1, url, study, tmp_path, lambda: make_fake_train())
+        run_local_workers(1, config, lambda: make_fake_train())
 
 
 def _record(n_examples: int, state: RunState, wall_s: float | None = None) -> RunRecord:
@@ -175,7 +179,7 @@ def _record(n_examples: int, state: RunState, wall_s: float | None = None) -> Ru
     )
 
 
-def test_sweep_progress_spreads_the_cells_left_over_the_workers() -> None:
+def test_format_progress_spreads_the_cells_left_over_the_workers() -> None:
     standing = [
         _record(0, RunState.DONE, 60.0),
         _record(16, RunState.DONE, 120.0),
@@ -184,6 +188,6 @@ def test_sweep_progress_spreads_the_cells_left_over_the_workers() -> None:
         *(_record(n, RunState.WAITING) for n in (128, 256, 512)),
     ]
     # 4 cells left at 90 s each over 2 workers: 3 min.
-    assert sweep_progress(standing, 2) == "2/7 cells done, 4 left, ~90 s a cell, ETA 3 min"
-    assert sweep_progress(standing[2:], 2) == "0/5 cells done"  # no rate before a run is done
-    assert sweep_progress(standing[:3], 1) == "2/3 cells done"  # nothing left
+    assert format_progress(standing, 2) == "2/7 cells done, 4 left, ~90 s a cell, ETA 3 min"
+    assert format_progress(standing[2:], 2) == "0/5 cells done"  # no rate before a run is done
+    assert format_progress(standing[:3], 1) == "2/3 cells done"  # nothing left

@@ -25,7 +25,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from sweeps.ledger import Cell, CellOutcome
+from sweeps.ledger import Cell, CellOutcome, LedgerConfig
 from sweeps.worker import RunCell, run_worker_process
 
 SLOW_CELL_ENV = "SWEEPS_TEST_SLOW_CELL"
@@ -81,14 +81,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--heartbeat-s", type=int, default=1)
     parser.add_argument("--grace-s", type=int, default=3)
     args = parser.parse_args(argv)
-    run_worker_process(
+    config = LedgerConfig(
         args.storage_url,
         args.study_name,
         args.sweep_dir,
-        make_fake_train,
         heartbeat_interval_s=args.heartbeat_s,
         grace_period_s=args.grace_s,
     )
+    run_worker_process(config, make_fake_train)
     return 0
 
 
