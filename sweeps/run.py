@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from sweeps.cells import Cell, CellOutcome
-from sweeps.corpus import LanguagePools, PairFilter, load_pools
+from sweeps.corpus import load_pools
 from sweeps.evaluate import evaluate_model
 from sweeps.instructions import (
     mix_general,
@@ -24,6 +24,7 @@ from sweeps.instructions import (
     translation_examples,
 )
 from sweeps.model import load_model
+from sweeps.pairs import LanguagePools, PairFilter
 from sweeps.spec import SweepSpec, spec_to_dict
 from sweeps.templates import Direction
 from sweeps.train import CollateFn, LossFn, collate, encode_example, sft_loss, train, wrap_lora
@@ -71,7 +72,8 @@ def run_cell(spec: SweepSpec, cell: Cell) -> CellOutcome:
     started = time.perf_counter()
     if spec.train.threads > 0:
         torch.set_num_threads(spec.train.threads)
-    pools = spec_pools(spec, cell.language)
+    pair_filter = spec.data.pair_filter()
+    pools = cached_pools(spec.data.source, cell.language, pair_filter)
     direction = Direction.parse(spec.data.direction)
     device = pick_device()
     model, tokenizer = load_model(cell.model, device=device)
@@ -147,6 +149,7 @@ def run_cell(spec: SweepSpec, cell: Cell) -> CellOutcome:
         "n_generated": evaluation.n_generated,
         "tokens_per_example": tokens_per_example,
         "corpus": spec.data.source,
+        "pair_filter": pair_filter.to_dict(),  # the pools' filter, for results.csv
         "eval_wall_s": round(evaluation.wall_s, 3),
         "wall_s": round(time.perf_counter() - started, 3),
         "device": str(device),

@@ -4,6 +4,10 @@
 then runs workers; `plan-sweep export` calls `results_table`. Workers on other machines rebuild
 the spec from the copy stored in the ledger (`spec_from_ledger`), so they need only the
 storage URL and the study name.
+
+Each run records the pair filter its pools were built with (`attrs["pair_filter"]`, written by
+`sweeps.run`); the export reads that back rather than re-validating the run's stored config, so
+a spec key renamed later does not break exporting an older ledger.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import pandas as pd
 from muit_core import ConfigError, LedgerError, atomic_write_text
 from sweeps.corpus import load_pools
 from sweeps.ledger import Cell, CellOutcome, Ledger, LedgerConfig, RunState
+from sweeps.pairs import PairFilter
 from sweeps.spec import SweepSpec, spec_from_dict, spec_to_dict
 
 log = logging.getLogger(__name__)
@@ -132,9 +137,20 @@ def make_run_cell(spec_dict: dict[str, Any]) -> Callable[[Cell], CellOutcome]:
 
 
 def _pair_filter_text(attrs: Mapping[str, Any]) -> str | None:
-    """The run's pair filter (`PairFilter.to_text`), from the resolved config it recorded."""
+    """The run's pair filter (`PairFilter.to_text`) as the run recorded it; None if unknown.
+
+    Runs recorded before the filter was (older ledgers) give it through their stored config:
+    only its `data` section's three filter fields are read, so other keys, however renamed
+    since, do not matter.
+    """
+    recorded = attrs.get("pair_filter")
+    if isinstance(recorded, Mapping):
+        return PairFilter.from_dict(recorded).to_text()
     config = attrs.get("config")
-    return spec_from_dict(config).data.pair_filter().to_text() if config else None
+    if not isinstance(config, Mapping) or not config:
+        return None
+    data = config.get("data")  # a spec's defaults where it has none, as the spec would read
+    return PairFilter.from_dict(data if isinstance(data, Mapping) else {}).to_text()
 
 
 def results_table(ledger: Ledger, study_name: str) -> pd.DataFrame:

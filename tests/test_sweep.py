@@ -11,9 +11,10 @@ import pytest
 
 from muit_core import ConfigError
 from sweeps import cli
-from sweeps.ledger import Ledger, LedgerConfig
-from sweeps.spec import load_spec
-from sweeps.sweep import RESULTS_COLUMNS, check_grid, grid_cells
+from sweeps.ledger import Cell, CellOutcome, Ledger, LedgerConfig
+from sweeps.pairs import PairFilter
+from sweeps.spec import load_spec, spec_from_dict, spec_to_dict
+from sweeps.sweep import RESULTS_COLUMNS, check_grid, grid_cells, results_table
 
 
 def test_grid_has_base_and_every_size() -> None:
@@ -120,3 +121,34 @@ def test_a_dft_cell_runs_end_to_end(tmp_path: Path) -> None:
     table = pd.read_csv(tmp_path / "sweep" / "results.csv")
     assert set(table.objective) == {"dft"} and set(table.n_examples) == {16}
     assert table.set_index("metric").loc["heldout_ce", "value"] > 0
+
+
+def test_export_reads_each_runs_recorded_pair_filter_and_tolerates_old_configs(
+    tmp_path: Path,
+) -> None:
+    """A run's pair filter is the one it recorded; a run from an older ledger (none recorded)
+    gives it through its stored config's data section, whatever other keys that config has."""
+    config = spec_to_dict(load_spec("smoke"))
+    old_config = {
+        **config,
+        "renamed_section": {"x": 1},
+        "data": {**config["data"], "min_words": 2, "max_words": 30, "corpus_v0": "x"},
+    }
+    with pytest.raises(ConfigError, match="renamed_section"):
+        spec_from_dict(old_config)  # the whole spec no longer validates...
+    recorded, old, unknown = Cell("el", 16, 0), Cell("el", 32, 0), Cell("hi", 16, 0)
+    attrs = {
+        recorded: {"pair_filter": PairFilter(3, 40, 0.2).to_dict(), "config": old_config},
+        old: {"config": old_config},
+        unknown: {},
+    }
+    ledger = Ledger.open(LedgerConfig("memory://", "export-test", tmp_path))
+    ledger.enqueue(list(attrs))
+    while (claim := ledger.claim_next()) is not None:
+        ledger.finish(claim, CellOutcome({"chrf": 30.0}, attrs[claim.cell]), 1.0)
+
+    table = results_table(ledger, "export-test")  # ...but the export still reads its filter
+    by_cell = table.set_index(["language", "n_examples"])["pair_filter"]
+    assert by_cell[("el", 16)] == "min_words=3,max_words=40,heldout_fraction=0.2"
+    assert by_cell[("el", 32)] == "min_words=2,max_words=30,heldout_fraction=0.1"
+    assert pd.isna(by_cell[("hi", 16)])
