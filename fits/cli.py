@@ -237,8 +237,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `plan-fit`: runs single-threaded BLAS unless the user chose otherwise."""
     # Fitting solves many tiny systems, where threaded BLAS brings nothing and its spinning
     # threads cost much: on a busy 2-core machine, scipy's L-BFGS-B and numpy's batched solves
-    # ran 4-12x slower with OpenBLAS's default threads. A user who set a thread variable keeps
-    # it; library users (who import `fits` from their own programs) are not affected.
+    # ran 4-12x slower with OpenBLAS's default threads. The limit reaches the BLAS libraries
+    # loaded by then (numpy's and scipy's, which this module's imports load). A user who set a
+    # thread variable keeps it; library users (who import `fits` themselves) are not affected.
     chose = any(name in os.environ for name in BLAS_THREAD_VARIABLES)
     with threadpool_limits(limits=None if chose else 1):
         return run_main(build_parser(), run, argv)

@@ -266,6 +266,7 @@ class _Layout:
         }
 
     def fit_batch(self, higher_is_better: bool, ceiling: float | None = None) -> FitBatch:
+        """The pooled fit's batch: one data row holding every language's points in turn."""
         info = self.info
         all_d = np.concatenate([p.d for p in self.points])
         all_y = np.concatenate([p.y for p in self.points])
