@@ -6,9 +6,9 @@ optimisation), `optimiser` (the planner: the optimising allocator and its object
 `baselines` (the heuristics it is compared with), `problem` (an allocation's inputs, built
 from a laws file), `evaluation` (predicted outcomes and gains), `report` (a finished plan and
 its table), `mixture` (the mixture config a plan is written to and read back from), `plots`,
-`pipeline` (the end-to-end run of `plan-allocate` and its outputs), `write_data`
-(`--write-data`), `cli` and `analysis` (the notebook's tables and what-if plans). Everything
-below is re-exported here. Importing `planner` loads neither torch nor transformers.
+`pipeline` (the end-to-end run of `plan-allocate` and its outputs), `cli` and `analysis` (the
+notebook's tables and what-if plans). Everything below is re-exported here. Importing `planner`
+loads neither torch nor transformers, and `planner` imports no `sweeps` module.
 """
 
 from __future__ import annotations
@@ -83,7 +83,6 @@ from planner.values import (
     effective_data,
     effective_data_slope,
 )
-from planner.write_data import DataRequest, choose_pairs, write_training_data
 
 __all__ = [
     "INTERVAL_LEVEL",
@@ -94,7 +93,6 @@ __all__ = [
     "BaseAllocator",
     "CallableValue",
     "Constraints",
-    "DataRequest",
     "Estimate",
     "Evaluation",
     "LawCurve",
@@ -114,7 +112,6 @@ __all__ = [
     "baseline_allocators",
     "build_problem",
     "check_mixture",
-    "choose_pairs",
     "effective_data",
     "effective_data_slope",
     "evaluate",
@@ -149,5 +146,4 @@ __all__ = [
     "water_fill",
     "write_mixture",
     "write_outputs",
-    "write_training_data",
 ]

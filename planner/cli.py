@@ -25,7 +25,6 @@ from planner.optimiser import Objective, Robustness
 from planner.pipeline import make_planner, minimum_budget, run_plan, write_outputs
 from planner.problem import Problem, Unit, build_problem, parse_assignments, select_languages
 from planner.report import format_table
-from planner.write_data import DATA_FORMATS, DataRequest, write_training_data
 
 log = logging.getLogger("plan-allocate")
 
@@ -39,7 +38,9 @@ examples:
   plan-allocate laws.json --budget 2.5e6 --unit tokens --objective maxmin
   plan-allocate laws.json --objective target --targets el=55,hi=40      # least budget for these
   plan-allocate laws.json --budget 1M --robust --quantile 0.1 --format json
-  plan-allocate laws.json --budget 1M --write-data runs/muit-data --direction both
+
+The MuIT training set of a plan (or of any baseline in it) is written by the sweep stage:
+  plan-sweep write-data runs/allocate/mixture.json --out runs/muit-data
 
 Budgets and floors accept 1M, 250k, 2.5e6 or 1_000_000. The budget is in --unit (examples by
 default; tokens uses each language's mean tokens per example from the sweep); floors and
@@ -76,7 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--available", help="training-pool sizes where the laws file lacks them: el=30k,hi=3k"
     )
-    parser.add_argument("--corpus", help="corpus per language for --write-data: el=PATH,...")
+    parser.add_argument(
+        "--corpus",
+        help="corpus per language, recorded in the mixture for plan-sweep write-data: el=PATH,...",
+    )
     parser.add_argument(
         "--objective", choices=[o.value for o in Objective], default="mean",
         help="mean: weighted mean score (or loss); maxmin: raise the worst language; "
@@ -95,9 +99,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})"
     )
-    parser.add_argument("--write-data", metavar="DIR", help="write the MuIT training JSONL here")
-    parser.add_argument("--data-format", choices=DATA_FORMATS, default="chat")
-    parser.add_argument("--direction", choices=("en-x", "x-en", "both"), default="en-x")
     parser.add_argument("--seed", type=int, default=0, help="search and data-sampling seed")
     parser.add_argument("--format", choices=("table", "json"), default="table")
     parser.add_argument(
@@ -189,21 +190,6 @@ def cmd_allocate(args: argparse.Namespace) -> int:
     out_dir = Path(args.out)
     for path in write_outputs(report, out_dir, plots=not args.no_plots):
         log.info("wrote %s", path)
-    if args.write_data:
-        corpora = dict(zip(problem.languages, problem.corpora, strict=True))
-        pools = dict(zip(problem.languages, problem.constraints.n_available, strict=True))
-        filters = dict(zip(problem.languages, problem.pair_filters, strict=True))  # '': default
-        request = DataRequest(
-            Path(args.write_data),
-            corpora,
-            args.direction,
-            args.data_format,
-            args.seed,
-            pools,
-            filters,
-        )
-        manifest = write_training_data(report.planner.allocation, request)
-        log.info("wrote %d examples to %s", manifest["examples"], args.write_data)
     if args.format == "json":
         json.dump(mixture_dict(report), sys.stdout, indent=2, ensure_ascii=False)
         print()

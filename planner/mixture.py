@@ -42,7 +42,7 @@ INTERLEAVE_USAGE = (
     "probabilities=probabilities, seed=0, stopping_strategy='all_exhausted'); "
     "mixed = mixed.select(range(min(len(mixed), total_examples)))  "
     "# pools: each language's training pairs as a Dataset, in `languages` order. "
-    "Sampling hits the planned counts in expectation; --write-data writes them exactly."
+    "Sampling hits the planned counts in expectation; plan-sweep write-data writes them exactly."
 )
 REWRITE_COMMAND = "plan-allocate LAWS_JSON --budget N --out DIR"  # when none is recorded
 _PREDICTION_RTOL = 1e-6  # recorded and recomputed predictions this close come from the same laws

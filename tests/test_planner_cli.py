@@ -235,16 +235,28 @@ def test_missing_laws_file_and_debug(tmp_path: Path, capsys: pytest.CaptureFixtu
         main([str(tmp_path / "nope.json"), "--budget", "1M", "--debug"])
 
 
-def test_planner_imports_neither_torch_nor_transformers() -> None:
+def test_plan_allocate_end_to_end_loads_no_sweeps_optuna_torch_or_transformers(
+    tmp_path: Path,
+) -> None:
+    """A whole `plan-allocate` run (plan, outputs, plots) in a fresh interpreter."""
+    laws = write_score_laws(tmp_path / "laws.json")
     code = (
-        "import sys, planner, planner.cli, planner.write_data, planner.mixture; "
-        "bad = [m for m in ('torch', 'transformers') if m in sys.modules]; "
-        "print(','.join(bad)); sys.exit(1 if bad else 0)"
+        "import sys; from planner.cli import main; "
+        f"rc = main([{str(laws)!r}, '--budget', '60', '--languages', 'el,hi', "
+        f"'--available', 'el=10,hi=10', '--max-epochs', '3', '--out', {str(tmp_path / 'al')!r}]); "
+        "heavy = ('sweeps', 'optuna', 'torch', 'transformers'); "
+        "bad = sorted({m.split('.')[0] for m in sys.modules if m.split('.')[0] in heavy}); "
+        "print('LOADED=' + ','.join(bad)); sys.exit(rc or (1 if bad else 0))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=False
     )
-    assert result.returncode == 0, f"planner imported {result.stdout.strip()}: {result.stderr}"
+    assert "LOADED=" in result.stdout, result.stderr
+    loaded = result.stdout.split("LOADED=")[1].strip()
+    assert result.returncode == 0 and loaded == "", (
+        f"plan-allocate loaded {loaded}: {result.stderr}"
+    )
+    assert (tmp_path / "al" / "mixture.json").is_file()
 
 
 def test_console_script_help() -> None:
