@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 from threadpoolctl import threadpool_limits
 
 from fits.data import (
-    KNOWN_CEILINGS,
     group_keys,
+    metric_ceiling,
     metric_direction,
     points_by_language,
     read_results,
@@ -177,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--bootstrap must be >= 0; got {args.bootstrap}.")
     share = tuple(name.strip() for name in args.share.split(",") if name.strip())
     model_size = parse_count(args.n_params, what="--n-params") if args.n_params else None
-    ceiling = args.max_value if args.max_value is not None else KNOWN_CEILINGS.get(args.metric)
+    ceiling = args.max_value if args.max_value is not None else metric_ceiling(args.metric)
     request = FitRequest(
         law=args.law,
         share=share,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from muit_core import DataError
+from muit_core import METRICS, DataError
 
 if TYPE_CHECKING:
     import os
@@ -40,11 +40,12 @@ REQUIRED_COLUMNS = (
 DATA_COLUMNS = ("n_available", "tokens_per_example", "corpus", "pair_filter")
 """Optional per-language columns carried into the laws file."""
 
-KNOWN_DIRECTIONS = {"heldout_ce": False, "chrf": True, "bleu": True}
-"""Whether higher is better for the metrics the sweep writes; the CSV decides for others."""
 
-KNOWN_CEILINGS = {"chrf": 100.0, "bleu": 100.0}
-"""The highest value a bounded score can take; fitted ceilings stay at or below it."""
+def metric_ceiling(metric: str) -> float | None:
+    """The highest value a bounded score can take (`muit_core.METRICS`); fitted ceilings stay
+    at or below it. None for unbounded or unknown metrics."""
+    info = METRICS.get(metric)
+    return info.highest if info is not None and info.higher_is_better else None
 
 
 def _frozen(values: NDArray[Any]) -> NDArray[Any]:
@@ -147,8 +148,8 @@ def metric_direction(frame: pd.DataFrame, metric: str) -> bool:
     """Whether higher is better for `metric`: known for the sweep's metrics, else the CSV's."""
     rows = frame.loc[frame["metric"] == metric, "higher_is_better"]
     from_csv = {_as_bool(v) for v in rows.dropna().unique()}
-    if metric in KNOWN_DIRECTIONS:
-        known = KNOWN_DIRECTIONS[metric]
+    if metric in METRICS:
+        known = METRICS[metric].higher_is_better
         if from_csv and from_csv != {known}:
             log.warning("The table's higher_is_better for %s disagrees; using %s.", metric, known)
         return known

@@ -19,15 +19,18 @@ from muit_core.errors import (
     ModelError,
     PlannerError,
 )
+from muit_core.metrics import METRICS, MetricInfo
 from muit_core.numbers import format_count, parse_count
 from muit_core.paths import cache_dir
 
 __all__ = [
+    "METRICS",
     "AllocationError",
     "ConfigError",
     "DataError",
     "FitError",
     "LedgerError",
+    "MetricInfo",
     "ModelError",
     "OutputSet",
     "PlannerError",

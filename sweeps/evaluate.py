@@ -20,7 +20,6 @@ from sweeps.instructions import Example
 from sweeps.templates import Direction
 from sweeps.train import Encoded, collate, render_prompt, response_token_losses
 
-HIGHER_IS_BETTER = {"heldout_ce": False, "chrf": True, "bleu": True}
 _BLEU_TOKENIZER = {"zh-CN": "zh", "zh-TW": "zh", "ja": "char", "km": "char"}
 
 

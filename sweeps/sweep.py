@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from muit_core import ConfigError, LedgerError, atomic_write_text
+from muit_core import METRICS, ConfigError, LedgerError, atomic_write_text
 from sweeps.corpus import load_pools
 from sweeps.ledger import Cell, CellOutcome, Ledger, LedgerConfig, RunState
 from sweeps.pairs import PairFilter
@@ -38,7 +38,6 @@ EXTRA_COLUMNS = (
     "n_available", "tokens_per_example", "corpus", "pair_filter", "train_wall_s", "eval_wall_s",
     "tokens_per_s", "n_steps", "study", "trial",
 )  # fmt: skip
-HIGHER_IS_BETTER = {"heldout_ce": False, "chrf": True, "bleu": True}
 
 
 def grid_cells(spec: SweepSpec) -> list[Cell]:
@@ -176,7 +175,9 @@ def results_table(ledger: Ledger, study_name: str) -> pd.DataFrame:
                     "objective": record.cell.objective,
                     "metric": metric,
                     "value": value,
-                    "higher_is_better": HIGHER_IS_BETTER.get(metric, True),
+                    "higher_is_better": METRICS[metric].higher_is_better
+                    if metric in METRICS
+                    else True,
                     "train_tokens": attrs.get("train_tokens", 0),
                     "wall_s": attrs.get("wall_s"),
                     **{key: attrs.get(key) for key in EXTRA_COLUMNS[:-2]},
