@@ -8,6 +8,7 @@ writes the laws file for `plan-allocate`, a table on stdout and PNG plots.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -25,6 +26,7 @@ from fits.data import (
     points_by_language,
     read_results,
     select_metric,
+    sweep_record,
 )
 from fits.fitting import FitOptions
 from fits.pipeline import FitRequest, fit_all, law_choices
@@ -204,6 +206,12 @@ def run(args: argparse.Namespace) -> int:
             source=str(args.results_csv),
             objective=objective,
             model=None if model == "*" else model,
+        )
+        group_rows = rows[rows["objective"].astype(str) == objective]
+        if model != "*":
+            group_rows = group_rows[group_rows["model"].astype(str) == model]
+        laws_file = dataclasses.replace(
+            laws_file, sweep=sweep_record(args.results_csv, group_rows)
         )
         name = "laws" if len(groups) == 1 else f"laws_{_slug(objective)}_{_slug(model)}"
         path = write_laws(laws_file, out_dir / f"{name}.json")

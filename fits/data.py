@@ -6,6 +6,7 @@ so results from other tools can be planned on too.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from dataclasses import dataclass, field
@@ -266,3 +267,26 @@ def _language_data(part: pd.DataFrame) -> dict[str, Any]:
         else:
             facts[column] = str(value)
     return facts
+
+
+SWEEP_RECORD = "sweep.json"
+"""What `plan-sweep export` writes beside results.csv: each study's resolved sweep spec."""
+
+
+def sweep_record(results_csv: Path, rows: pd.DataFrame) -> dict[str, Any] | None:
+    """The sweep behind one group of runs: `{"study", "spec"}` from the `sweep.json` beside
+    the results table, when the group's rows name exactly one study recorded there; else None
+    (results from other tools, or a table that mixes studies)."""
+    if "study" not in rows.columns:
+        return None
+    studies = sorted({str(s) for s in rows["study"].dropna().unique()})
+    record_path = Path(results_csv).parent / SWEEP_RECORD
+    if len(studies) != 1 or not record_path.is_file():
+        return None
+    try:
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        log.warning("Ignoring %s (%s): the laws will not name their sweep spec.", record_path, err)
+        return None
+    spec = (record.get("studies") or {}).get(studies[0]) if isinstance(record, dict) else None
+    return {"study": studies[0], "spec": spec} if isinstance(spec, dict) else None

@@ -270,6 +270,9 @@ class LawsFile:
         objective: the training objective of the runs (`sft`, `dft`), when known.
         model: the base model of the runs, when known.
         settings: how the fit was made (law requested, bootstrap draws, seed, Huber delta).
+        sweep: the sweep the runs came from, as `plan-sweep export` recorded it beside the
+            results table (`{"study": ..., "spec": {...}}`), carried as is so the mixture can
+            name it; None for results from elsewhere.
     """
 
     metric: str
@@ -280,6 +283,7 @@ class LawsFile:
     objective: str | None = None
     model: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)
+    sweep: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fits", dict(self.fits))
@@ -299,6 +303,7 @@ class LawsFile:
             "settings": _json_safe(self.settings),
             "languages": {code: fit.to_dict() for code, fit in self.fits.items()},
             "pooled": None if self.pooled is None else _json_safe(self.pooled),
+            "sweep": self.sweep,
         }
 
     @classmethod
@@ -331,6 +336,7 @@ class LawsFile:
             objective=payload.get("objective"),
             model=payload.get("model"),
             settings=dict(payload.get("settings") or {}),
+            sweep=payload.get("sweep") if isinstance(payload.get("sweep"), dict) else None,
         )
 
 

@@ -57,6 +57,21 @@ def atomic_write_png(
     return atomic_write_bytes(path, buffer.getvalue())
 
 
+def _staging_dir(out_dir: Path, option: str) -> Path:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(
+            f"{option} {str(out_dir)!r} is a file, not a folder; give a folder path."
+        )
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(dir=out_dir, prefix=".staging-"))
+    except OSError as err:
+        raise ConfigError(
+            f"Cannot write to {option} {str(out_dir)!r} ({err.strerror}); give a folder you "
+            "can write to."
+        ) from None
+
+
 class OutputSet:
     """Write a run's outputs all or none: stage every file, then put them in place together.
 
@@ -74,19 +89,26 @@ class OutputSet:
 
     def __init__(self, out_dir: str | os.PathLike[str], option: str = "--out") -> None:
         self.out_dir = Path(out_dir)
-        if self.out_dir.exists() and not self.out_dir.is_dir():
-            raise ConfigError(
-                f"{option} {str(self.out_dir)!r} is a file, not a folder; give a folder path."
-            )
-        try:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            self._staging = Path(tempfile.mkdtemp(dir=self.out_dir, prefix=".staging-"))
-        except OSError as err:
-            raise ConfigError(
-                f"Cannot write to {option} {str(self.out_dir)!r} ({err.strerror}); give a "
-                "folder you can write to."
-            ) from None
+        self._staging = _staging_dir(self.out_dir, option)
         self._staged: list[tuple[Path, Path]] = []
+
+    @staticmethod
+    def check(out_dir: str | os.PathLike[str], option: str = "--out") -> None:
+        """Raise `ConfigError` now if `out_dir` could not take a run's outputs; creates nothing.
+
+        `out_dir` must be a folder, or not exist below a folder this process can write to.
+        """
+        target = Path(out_dir)
+        if target.exists() and not target.is_dir():
+            raise ConfigError(
+                f"{option} {str(target)!r} is a file, not a folder; give a folder path."
+            )
+        existing = next(p for p in (target, *target.absolute().parents) if p.exists())
+        if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+            raise ConfigError(
+                f"Cannot write to {option} {str(target)!r} ({str(existing)!r} is not a folder "
+                "you can write to); give another folder."
+            )
 
     def path(self, name: str) -> Path:
         """Where `name` (a path relative to `out_dir`) will end up."""

@@ -126,6 +126,8 @@ def mixture_dict(report: PlanReport) -> dict[str, Any]:
             "usage": INTERLEAVE_USAGE,
         },
         "baselines": baselines,
+        # What the sweep stage needs to train this mixture (plan-sweep write-data, validate).
+        "sweep": None if p.sweep is None else dict(p.sweep),
     }
     out["gain_unit"] = c.unit if report.objective is Objective.TARGET else p.metric
     if report.targets is not None:

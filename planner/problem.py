@@ -12,7 +12,7 @@ import enum
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import fits
 from muit_core import ConfigError, DataError, format_count, parse_count
@@ -43,6 +43,8 @@ class Problem:
         laws: each language's law name.
         pair_filters: the sweep's pair filter per language, as `sweeps.corpus.PairFilter`
             text ('' when the laws file does not say: the corpus defaults apply).
+        sweep: the sweep the laws came from (study, resolved spec, model, objective), as the
+            laws file carries it, for the mixture file; None when the laws file does not say.
     """
 
     values: LawValue
@@ -52,6 +54,7 @@ class Problem:
     corpora: tuple[str, ...]
     laws: tuple[str, ...]
     pair_filters: tuple[str, ...]
+    sweep: Mapping[str, Any] | None = None
 
     @property
     def languages(self) -> tuple[str, ...]:
@@ -250,7 +253,15 @@ def build_problem(
         ),
         laws=tuple(laws.fits[c].law for c in languages),
         pair_filters=tuple(str(laws.fits[c].data.get("pair_filter") or "") for c in languages),
+        sweep=sweep_of(laws),
     )
+
+
+def sweep_of(laws: LawsFile) -> dict[str, Any] | None:
+    """The laws file's sweep record with the group's model and objective, or None."""
+    if laws.sweep is None:
+        return None
+    return {**laws.sweep, "model": laws.model, "objective": laws.objective}
 
 
 def recorded_problem(
@@ -290,4 +301,5 @@ def recorded_problem(
         corpora=tuple(corpora),
         laws=tuple(fit.law for fit in language_fits),
         pair_filters=tuple(pair_filters),
+        sweep=sweep_of(laws),
     )

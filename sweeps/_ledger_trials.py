@@ -13,7 +13,7 @@ import optuna
 from optuna.distributions import IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from sweeps.cells import Cell, RunRecord, RunState
+from sweeps.cells import AnyCell, RunRecord, RunState, cell_from_dict
 
 STATE = {
     TrialState.WAITING: RunState.WAITING,
@@ -26,12 +26,12 @@ STATE = {
 _RANK = {RunState.DONE: 3, RunState.RUNNING: 2, RunState.WAITING: 1, RunState.FAILED: 0}
 
 
-def trials_by_cell(trials: Sequence[FrozenTrial]) -> dict[Cell, list[FrozenTrial]]:
+def trials_by_cell(trials: Sequence[FrozenTrial]) -> dict[AnyCell, list[FrozenTrial]]:
     """The ledger's trials (those with a `cell` attr) per cell, in trial order."""
-    out: dict[Cell, list[FrozenTrial]] = {}
+    out: dict[AnyCell, list[FrozenTrial]] = {}
     for trial in trials:
         if "cell" in trial.user_attrs:
-            out.setdefault(Cell.from_dict(trial.user_attrs["cell"]), []).append(trial)
+            out.setdefault(cell_from_dict(trial.user_attrs["cell"]), []).append(trial)
     return out
 
 
@@ -42,7 +42,7 @@ def standing_record(trials: Sequence[FrozenTrial]) -> RunRecord:
 
 
 def template_trial(
-    cell: Cell,
+    cell: AnyCell,
     *,
     attempt: int,
     retries_left: int,
@@ -81,7 +81,7 @@ def to_record(trial: FrozenTrial) -> RunRecord:
     attrs = trial.user_attrs
     state = STATE[trial.state]
     return RunRecord(
-        cell=Cell.from_dict(attrs["cell"]),
+        cell=cell_from_dict(attrs["cell"]),
         state=state,
         trial_number=trial.number,
         metrics=dict(attrs.get("metrics", {})) if state == RunState.DONE else {},

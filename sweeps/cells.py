@@ -108,6 +108,11 @@ class Cell:
             raise ConfigError(f"Invalid sweep cell: {'; '.join(problems)}.")
 
     @property
+    def group(self) -> str:
+        """What progress is grouped by: the language."""
+        return self.language
+
+    @property
     def key(self) -> str:
         """A stable, readable id, e.g. `el/n=256/seed=0/model=default/sft`."""
         return (
@@ -123,6 +128,70 @@ class Cell:
     def from_dict(cls, data: Mapping[str, Any]) -> Cell:
         """Inverse of `to_dict`."""
         return cls(**{name: data[name] for name in CELL_FIELDS})
+
+
+MIXTURE_CELL_FIELDS = ("allocator", "seed", "n_examples", "model", "objective")
+
+
+@dataclass(frozen=True, order=True)
+class MixtureCell:
+    """One closed-loop run: a MuIT model trained on one allocation of a mixture file.
+
+    Attributes:
+        allocator: whose allocation (`planner`, `uniform`, ...), as the mixture names it.
+        seed: the training seed (initialisation and batch order); the data is the
+            allocation's own, drawn with the mixture's seed, the same for every seed.
+        n_examples: the allocation's total examples (shown in the ledger and the status).
+        model: base model name or id.
+        objective: training objective (`sft` or `dft`).
+    """
+
+    allocator: str
+    seed: int
+    n_examples: int
+    model: str = "default"
+    objective: str = "sft"
+
+    def __post_init__(self) -> None:
+        problems = [
+            f"{name}={getattr(self, name)!r} must be a non-empty string"
+            for name in ("allocator", "model", "objective")
+            if not isinstance(getattr(self, name), str) or not getattr(self, name)
+        ]
+        for name in ("n_examples", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                problems.append(f"{name}={value!r} must be a non-negative integer")
+        if problems:
+            raise ConfigError(f"Invalid mixture cell: {'; '.join(problems)}.")
+
+    @property
+    def group(self) -> str:
+        """What progress is grouped by: the allocator."""
+        return self.allocator
+
+    @property
+    def key(self) -> str:
+        """A stable, readable id, e.g. `mixture/planner/seed=0/model=default/sft`."""
+        return f"mixture/{self.allocator}/seed={self.seed}/model={self.model}/{self.objective}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The cell as a JSON-able dict (the ledger's `cell` user attr)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> MixtureCell:
+        """Inverse of `to_dict`."""
+        return cls(**{name: data[name] for name in MIXTURE_CELL_FIELDS})
+
+
+AnyCell = Cell | MixtureCell
+"""What a ledger holds: sweep cells (one language, one size) or mixture cells (closed loop)."""
+
+
+def cell_from_dict(data: Mapping[str, Any]) -> AnyCell:
+    """The cell a ledger's `cell` attr describes, of either kind."""
+    return MixtureCell.from_dict(data) if "allocator" in data else Cell.from_dict(data)
 
 
 class RunState(enum.Enum):
@@ -178,7 +247,7 @@ class RunRecord:
         worker: `host:pid` of the worker that claimed it.
     """
 
-    cell: Cell
+    cell: AnyCell
     state: RunState
     trial_number: int
     metrics: Mapping[str, float]
@@ -201,7 +270,7 @@ def mean_wall_s(records: Sequence[RunRecord]) -> float:
 class Claim:
     """A cell a worker has taken from the queue; hand it back with `finish` or `fail`."""
 
-    cell: Cell
+    cell: AnyCell
     trial_number: int
     attempt: int
     trial_id: int = field(repr=False)  # the storage's handle

@@ -9,7 +9,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import pandas as pd
 
 from muit_core import ConfigError
 from muit_core.cli import add_common_flags, run_main
+from sweeps.cli_mixture import add_mixture_commands
 from sweeps.corpus import DEFAULT_SOURCE, load_pools, source_help
 from sweeps.ledger import DEFAULT_JOURNAL_NAME, Ledger, LedgerConfig, RunState
 from sweeps.model import DEFAULT_MODEL
@@ -26,16 +27,18 @@ from sweeps.pairs import (
     DEFAULT_MIN_WORDS,
     PairFilter,
 )
-from sweeps.slurm import submit_workers
+from sweeps.slurm import parse_slurm_options, submit_workers
 from sweeps.spec import SweepSpec, load_spec, spec_to_dict
 from sweeps.sweep import (
     check_grid,
     export_results,
     grid_cells,
     make_run_cell,
+    make_run_mixture_cell,
     open_ledger,
     spec_from_ledger,
 )
+from sweeps.validate import STUDY_KIND
 from sweeps.worker import run_local_workers, run_worker, run_worker_process
 
 log = logging.getLogger(__name__)
@@ -48,7 +51,9 @@ examples:
   plan-sweep worker --storage postgresql://user:pw@db-host/sweeps --study demo-1a2b3c4d
   plan-sweep launch demo --slurm partition=gpu,workers=8,time=720
   plan-sweep status demo
-  plan-sweep export demo                # writes runs/demo/results.csv
+  plan-sweep export demo                # writes runs/demo/results.csv (+ sweep.json)
+  plan-sweep write-data runs/demo/allocate/mixture.json --out runs/muit-data
+  plan-sweep validate runs/demo/allocate/mixture.json --seeds 0,1
   plan-sweep data --languages el,hi,tr,vi,zh-CN
   plan-sweep data --languages de --source libreoffice:/srv/libreoffice/usr/share/libreoffice/help
   plan-sweep data --languages sw --source corpora/{lang}.jsonl --format json
@@ -201,19 +206,6 @@ def _ledger_for(args: argparse.Namespace) -> Ledger:
     return Ledger.open(LedgerConfig(args.storage, args.study, Path(args.sweep_dir or ".")))
 
 
-def _parse_slurm(text: str) -> dict[str, str]:
-    options: dict[str, str] = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(
-                f"--slurm item {item!r} is not key=value; write e.g. "
-                "--slurm partition=gpu,workers=8,time=720."
-            )
-        options[key.strip()] = value.strip()
-    return options
-
-
 def cmd_launch(args: argparse.Namespace) -> int:
     """Enqueue a spec's grid once (idempotent), run workers, and export results.csv."""
     spec = load_spec(args.spec, args.overrides)
@@ -242,7 +234,7 @@ def cmd_launch(args: argparse.Namespace) -> int:
     )
     factory = functools.partial(make_run_cell, spec_to_dict(spec))
     if args.slurm:
-        options = _parse_slurm(args.slurm)
+        options = parse_slurm_options(args.slurm)
         jobs = submit_workers(
             options.pop("partition", None),
             int(options.pop("workers", spec.ledger.workers)),
@@ -295,11 +287,15 @@ def cmd_worker(args: argparse.Namespace) -> int:
         heartbeat_interval_s=spec.ledger.heartbeat_s,
         max_retries=spec.ledger.max_retries,
     )
-    summary = run_worker_process(
-        config,
-        functools.partial(make_run_cell, spec_to_dict(spec)),
-        stop_when_empty=not args.wait,
-    )
+    factory: Callable[[], Any] = functools.partial(make_run_cell, spec_to_dict(spec))
+    if ledger.study_attr("kind") == STUDY_KIND:  # a closed-loop study: mixture cells
+        factory = functools.partial(
+            make_run_mixture_cell,
+            spec_to_dict(spec),
+            ledger.study_attr("mixture"),
+            str(ledger.study_attr("mixture_path", "mixture.json")),
+        )
+    summary = run_worker_process(config, factory, stop_when_empty=not args.wait)
     print(f"worker {summary.worker}: {summary.n_done} done, {summary.n_failed} failed")
     return 0
 
@@ -445,6 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
             target.add_argument("--format", choices=("table", "json"), default="table")
         if name == "export":
             target.add_argument("--out", help="CSV path (default: SWEEP_DIR/results.csv)")
+    add_mixture_commands(sub)
     return parser
 
 

@@ -69,12 +69,15 @@ from sweeps._ledger_trials import (
 )
 from sweeps.cells import (
     GRACE_HEARTBEATS,
+    AnyCell,
     Cell,
     CellOutcome,
     Claim,
     LedgerConfig,
+    MixtureCell,
     RunRecord,
     RunState,
+    cell_from_dict,
     json_default,
 )
 from sweeps.progress import status_table
@@ -85,11 +88,13 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_JOURNAL_NAME",
     "GRACE_HEARTBEATS",
+    "AnyCell",
     "Cell",
     "CellOutcome",
     "Claim",
     "Ledger",
     "LedgerConfig",
+    "MixtureCell",
     "RunRecord",
     "RunState",
 ]
@@ -140,7 +145,7 @@ class Ledger:
 
     # --- queue -------------------------------------------------------------------------------
 
-    def enqueue(self, cells: Sequence[Cell], *, retry_failed: bool = False) -> int:
+    def enqueue(self, cells: Sequence[AnyCell], *, retry_failed: bool = False) -> int:
         """Add the cells that are not yet waiting, running or done; not for concurrent use.
 
         A cell whose last attempt failed with retries left gets its retry; one that used up its
@@ -176,7 +181,7 @@ class Ledger:
                 trial = self._take_waiting(waiting)
             if trial is None:
                 return None
-            cell = Cell.from_dict(trial.user_attrs["cell"])
+            cell = cell_from_dict(trial.user_attrs["cell"])
             attempt = int(trial.user_attrs.get("attempt", 1))
             claim = Claim(cell, trial.number, attempt, trial._trial_id)
             busy = (TrialState.COMPLETE, TrialState.RUNNING)
@@ -273,14 +278,14 @@ class Ledger:
             return [to_record(t) for cell in sorted(by_cell) for t in by_cell[cell]]
         return [standing_record(by_cell[cell]) for cell in sorted(by_cell)]
 
-    def live_cells(self) -> list[Cell]:
+    def live_cells(self) -> list[AnyCell]:
         """The cells running with a heartbeat inside their grace period (one per live worker)."""
         now, out = time.time(), []
         default_grace = self.config.effective_grace_period_s
         for trial in self._study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             grace = trial.user_attrs.get("grace_period_s", default_grace)
             if "cell" in trial.user_attrs and now - last_beat(trial) <= grace:
-                out.append(Cell.from_dict(trial.user_attrs["cell"]))
+                out.append(cell_from_dict(trial.user_attrs["cell"]))
         return out
 
     def status(self) -> pd.DataFrame:
@@ -289,7 +294,7 @@ class Ledger:
 
     # --- optuna plumbing ---------------------------------------------------------------------
 
-    def _trials_by_cell(self) -> dict[Cell, list[FrozenTrial]]:
+    def _trials_by_cell(self) -> dict[AnyCell, list[FrozenTrial]]:
         return trials_by_cell(self._study.get_trials(deepcopy=False))
 
     def _record(self, trial_id: int) -> RunRecord:
@@ -297,7 +302,7 @@ class Ledger:
 
     def _add_trial(
         self,
-        cell: Cell,
+        cell: AnyCell,
         *,
         attempt: int,
         retries_left: int,
@@ -356,7 +361,7 @@ class Ledger:
         trial = self._storage.get_trial(trial_id)
         left = int(trial.user_attrs.get("retries_left", 0))
         if left > 0:
-            cell = Cell.from_dict(trial.user_attrs["cell"])
+            cell = cell_from_dict(trial.user_attrs["cell"])
             attempt = int(trial.user_attrs.get("attempt", 1)) + 1
             self._add_trial(cell, attempt=attempt, retries_left=left - 1)
         return True

@@ -86,6 +86,8 @@ class Mixture:
         languages: per language, in the file's order.
         allocations: the planner's first, then each baseline's, by name.
         sweep_spec: the resolved sweep spec (`sweeps.spec.spec_to_dict` form), or None.
+        sweep_model: the base model the laws were fitted for, or None.
+        weights: each language's weight in the plan's objective.
     """
 
     path: Path
@@ -95,6 +97,8 @@ class Mixture:
     languages: tuple[MixtureLanguage, ...]
     allocations: dict[str, MixtureAllocation]
     sweep_spec: dict[str, Any] | None
+    sweep_model: str | None
+    weights: dict[str, float]
 
     @property
     def codes(self) -> tuple[str, ...]:
@@ -174,6 +178,15 @@ def read_mixture(path: str | Path) -> Mixture:
             f"The mixture file {mixture_path} is not valid JSON ({err}); it may be truncated: "
             f"{REWRITE_HINT}."
         ) from None
+    return parse_mixture(raw, mixture_path)
+
+
+def parse_mixture(raw: Any, mixture_path: Path) -> Mixture:
+    """Check a mixture file's parsed content; `mixture_path` names it in messages.
+
+    Raises:
+        DataError: as `read_mixture`.
+    """
     if not isinstance(raw, dict) or raw.get("format") != MIXTURE_FORMAT:
         found = raw.get("format") if isinstance(raw, dict) else type(raw).__name__
         raise DataError(
@@ -246,7 +259,8 @@ def read_mixture(path: str | Path) -> Mixture:
                     f"{n} examples, above its cap of {lang.cap:g} (pool {lang.n_available} x "
                     f"max epochs); {REWRITE_HINT}."
                 )
-    spec = raw.get("sweep", {}).get("spec") if isinstance(raw.get("sweep"), dict) else None
+    sweep: dict[str, Any] = raw["sweep"] if isinstance(raw.get("sweep"), dict) else {}
+    spec, model = sweep.get("spec"), sweep.get("model")
     return Mixture(
         path=mixture_path,
         seed=int(raw["seed"]),
@@ -255,4 +269,9 @@ def read_mixture(path: str | Path) -> Mixture:
         languages=tuple(languages),
         allocations=allocations,
         sweep_spec=spec if isinstance(spec, dict) else None,
+        sweep_model=str(model) if model else None,
+        weights={
+            code: float(entry.get("weight", 1.0) or 1.0)
+            for code, entry in raw["languages"].items()
+        },
     )

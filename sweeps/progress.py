@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sweeps.cells import Cell, RunRecord, RunState, mean_wall_s
+from sweeps.cells import AnyCell, RunRecord, RunState, mean_wall_s
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -67,7 +67,7 @@ class LanguageProgress:
 
 def progress_rows(
     standing: Sequence[RunRecord],
-    live_cells: Sequence[Cell] = (),
+    live_cells: Sequence[AnyCell] = (),
     now: datetime | None = None,
 ) -> tuple[LanguageProgress, ...]:
     """One row per language (sorted), then the `all` row.
@@ -80,15 +80,15 @@ def progress_rows(
     now = now or datetime.now()
     overall_mean = mean_wall_s(standing)
     rows = []
-    for language in sorted({r.cell.language for r in standing}):
-        mine = [r for r in standing if r.cell.language == language]
+    for language in sorted({r.cell.group for r in standing}):
+        mine = [r for r in standing if r.cell.group == language]
         mean = mean_wall_s(mine)
         cost = overall_mean if math.isnan(mean) else mean
         running = [r.started_at for r in mine if r.state == RunState.RUNNING]
         left = [cost - (now - t).total_seconds() if t else cost for t in running]
         n_waiting = sum(r.state == RunState.WAITING for r in mine)
         work_left_s = n_waiting * cost + sum(max(x, 0.0) for x in left)
-        n_workers = sum(c.language == language for c in live_cells)
+        n_workers = sum(c.group == language for c in live_cells)
         rows.append(_row(language, mine, mean, n_workers, work_left_s))
     work_left_s = sum(row.work_left_s for row in rows)
     everything = _row(ALL_LANGUAGES, standing, overall_mean, len(live_cells), work_left_s)
@@ -120,7 +120,7 @@ def _row(
 
 def status_table(
     standing: Sequence[RunRecord],
-    live_cells: Sequence[Cell],
+    live_cells: Sequence[AnyCell],
     now: datetime | None = None,
 ) -> pd.DataFrame:
     """Per-language progress, indexed by language, plus an `all` row.

@@ -211,3 +211,21 @@ def _executor_kind(value: ExecutorKind | str) -> ExecutorKind:
     except ValueError:
         known = ", ".join(kind.value for kind in ExecutorKind)
         raise ConfigError(f"Unknown executor_kind={value!r}; use one of: {known}.") from None
+
+
+def parse_slurm_options(text: str) -> dict[str, str]:
+    """`--slurm partition=gpu,workers=8,time=720` as a dict.
+
+    Raises:
+        ConfigError: an item is not `key=value`.
+    """
+    options: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(
+                f"--slurm item {item!r} is not key=value; write e.g. "
+                "--slurm partition=gpu,workers=8,time=720."
+            )
+        options[key.strip()] = value.strip()
+    return options

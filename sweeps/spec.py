@@ -293,16 +293,26 @@ def load_spec(name_or_path: str, overrides: list[str] | None = None) -> SweepSpe
         raw: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"Spec {path} is not valid TOML ({err}); fix the line named.") from None
-    for text in overrides or []:
+    return spec_from_dict(apply_overrides(raw, overrides or []), where=str(path))
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """A copy of a spec's plain dict with `key=value` overrides applied (not yet validated).
+
+    Raises:
+        ConfigError: an override is malformed or names a value as if it were a table.
+    """
+    out: dict[str, Any] = json.loads(json.dumps(raw))
+    for text in overrides:
         keys, value = parse_override(text)
-        node = raw
+        node = out
         for key in keys[:-1]:
             child = node.setdefault(key, {})
             if not isinstance(child, dict):
                 raise ConfigError(f"Override {text!r}: {key!r} is a value, not a table.")
             node = child
         node[keys[-1]] = value
-    return spec_from_dict(raw, where=str(path))
+    return out
 
 
 def spec_from_dict(raw: dict[str, Any], where: str = "spec") -> SweepSpec:

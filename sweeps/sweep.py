@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import io
+import json
 import logging
 import multiprocessing
 from collections.abc import Callable, Mapping
@@ -24,7 +25,8 @@ import pandas as pd
 
 from muit_core import METRICS, ConfigError, LedgerError, atomic_write_text
 from sweeps.corpus import load_pools
-from sweeps.ledger import Cell, CellOutcome, Ledger, LedgerConfig, RunState
+from sweeps.ledger import AnyCell, Cell, CellOutcome, Ledger, LedgerConfig, RunState
+from sweeps.mixture import parse_mixture
 from sweeps.pairs import PairFilter
 from sweeps.spec import SweepSpec, spec_from_dict, spec_to_dict
 
@@ -127,12 +129,23 @@ def _pick_gpu() -> None:
         torch.cuda.set_device(index % torch.cuda.device_count())
 
 
-def make_run_cell(spec_dict: dict[str, Any]) -> Callable[[Cell], CellOutcome]:
+def make_run_cell(spec_dict: dict[str, Any]) -> Callable[[AnyCell], CellOutcome]:
     """The worker-side cell function for a spec (a picklable factory for worker processes)."""
     from sweeps.run import run_cell
 
     _pick_gpu()
     return functools.partial(run_cell, spec_from_dict(spec_dict))
+
+
+def make_run_mixture_cell(
+    spec_dict: dict[str, Any], mixture_raw: dict[str, Any], mixture_path: str
+) -> Callable[[AnyCell], CellOutcome]:
+    """The worker-side cell function of a closed-loop study (a picklable factory)."""
+    from sweeps.run import run_mixture_cell
+
+    _pick_gpu()
+    mixture = parse_mixture(mixture_raw, Path(mixture_path))
+    return functools.partial(run_mixture_cell, spec_from_dict(spec_dict), mixture)
 
 
 def _pair_filter_text(attrs: Mapping[str, Any]) -> str | None:
@@ -160,7 +173,7 @@ def results_table(ledger: Ledger, study_name: str) -> pd.DataFrame:
     """
     rows: list[dict[str, Any]] = []
     for record in ledger.records():
-        if record.state is not RunState.DONE:
+        if record.state is not RunState.DONE or not isinstance(record.cell, Cell):
             continue
         attrs = record.attrs
         pair_filter = _pair_filter_text(attrs)
@@ -193,10 +206,30 @@ def results_table(ledger: Ledger, study_name: str) -> pd.DataFrame:
     return table.sort_values(["language", "model", "objective", "n_examples", "seed", "metric"])
 
 
+SWEEP_RECORD = "sweep.json"  # beside results.csv: each study's resolved spec, for plan-fit
+
+
 def export_results(ledger: Ledger, study_name: str, path: Path) -> pd.DataFrame:
-    """Write `results_table` to `path` atomically; return the table."""
+    """Write `results_table` to `path` atomically; return the table.
+
+    Beside it, `sweep.json` records the study's resolved spec (`{"format", "studies": {name:
+    spec}}`, other studies' entries kept), which `plan-fit` carries into the laws file and
+    `plan-allocate` into the mixture, so `plan-sweep validate` trains as the sweep did.
+    """
     table = results_table(ledger, study_name)
     buffer = io.StringIO()
     table.to_csv(buffer, index=False)
     atomic_write_text(path, buffer.getvalue())
+    spec = ledger.study_attr("spec")
+    if isinstance(spec, dict):
+        record_path = path.parent / SWEEP_RECORD
+        try:
+            record = json.loads(record_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            record = {}
+        studies = record.get("studies") if isinstance(record, dict) else None
+        studies = dict(studies) if isinstance(studies, dict) else {}
+        studies[study_name] = spec
+        text = json.dumps({"format": "muit-sweep/1", "studies": studies}, indent=2) + "\n"
+        atomic_write_text(record_path, text)
     return table

@@ -30,11 +30,11 @@ from dataclasses import dataclass
 from types import FrameType
 
 from muit_core import ConfigError, LedgerError, configure_logging
-from sweeps.cells import Cell, CellOutcome, Claim, LedgerConfig, RunRecord, RunState
+from sweeps.cells import AnyCell, CellOutcome, Claim, LedgerConfig, RunRecord, RunState
 from sweeps.ledger import Ledger
 from sweeps.progress import format_progress
 
-RunCell = Callable[[Cell], CellOutcome]
+RunCell = Callable[[AnyCell], CellOutcome]
 # Builds the cell function inside the worker process (load the spec, the corpus, ...); it must
 # be picklable (a module-level function, or functools.partial of one) to reach other processes.
 RunCellFactory = Callable[[], RunCell]

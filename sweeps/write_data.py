@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from muit_core import ConfigError, DataError, atomic_write_text
+from muit_core import ConfigError, DataError, OutputSet
 from sweeps.corpus import load_pools
 from sweeps.instructions import Example, select_pairs, translation_examples
 from sweeps.mixture import Mixture, MixtureAllocation
@@ -157,6 +157,26 @@ def check_format(data_format: str) -> None:
         )
 
 
+OUTPUT_FILES = ("train.jsonl", "manifest.json")
+
+
+def check_out_dir(out_dir: Path) -> None:
+    """Refuse an output folder that holds files other than an earlier training set's.
+
+    Raises:
+        ConfigError: `out_dir` is a file, or a folder with other files in it.
+    """
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"--out {str(out_dir)!r} is a file, not a folder; give a folder path.")
+    if out_dir.is_dir():
+        others = sorted(p.name for p in out_dir.iterdir() if p.name not in OUTPUT_FILES)
+        if others:
+            raise ConfigError(
+                f"--out {str(out_dir)!r} holds other files ({', '.join(others[:3])}); give an "
+                "empty or new folder, or one that only holds an earlier train.jsonl."
+            )
+
+
 def write_training_data(
     mixture: Mixture,
     allocation: MixtureAllocation,
@@ -169,8 +189,8 @@ def write_training_data(
 ) -> dict[str, Any]:
     """Write `train.jsonl` (the shuffled mixture) and `manifest.json` for one allocation.
 
-    Everything is drawn and checked before the first file is written; the manifest is written
-    last, so a folder with a manifest holds a whole training set.
+    Everything is drawn and checked before anything is written, and both files land together
+    (`muit_core.OutputSet`): a failure leaves the folder as it was.
 
     Returns:
         The manifest written.
@@ -180,6 +200,7 @@ def write_training_data(
         DataError: see `mixture_examples`.
     """
     check_format(data_format)
+    check_out_dir(out_dir)
     parts = mixture_examples(mixture, allocation, direction, load)
     union = shuffled_union(parts, mixture.seed)
     lines = "".join(
@@ -206,9 +227,9 @@ def write_training_data(
         "seed": mixture.seed,
         "languages": languages,
     }
-    (out_dir / "manifest.json").unlink(missing_ok=True)  # no stale manifest beside new data
-    atomic_write_text(out_dir / "train.jsonl", lines)
-    atomic_write_text(out_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+    with OutputSet(out_dir) as out:
+        out.write_text("train.jsonl", lines)
+        out.write_text("manifest.json", json.dumps(manifest, indent=2) + "\n")
     for part in parts:
         log.info(
             "%s: %d examples from %d training pairs", part.language, len(part.examples), part.pool

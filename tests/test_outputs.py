@@ -34,3 +34,11 @@ def test_out_that_is_a_file_is_refused_before_anything_runs(tmp_path: Path) -> N
     with pytest.raises(ConfigError, match=r"--out '.*f' is a file, not a folder"):
         OutputSet(tmp_path / "f")
     assert (tmp_path / "f").read_text() == "keep"
+
+
+def test_check_creates_nothing_and_refuses_a_file_on_the_way(tmp_path: Path) -> None:
+    OutputSet.check(tmp_path / "new" / "deeper")
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(ConfigError, match=r"is not a folder you can write to"):
+        OutputSet.check(tmp_path / "f" / "sub")

@@ -117,12 +117,12 @@ def test_alpaca_format_direction_and_system_prompt(tmp_path: Path) -> None:
     mixture = read_mixture(make_mixture(tmp_path))
     write(
         mixture,
-        tmp_path,
+        tmp_path / "d",
         direction=Direction.X_TO_EN,
         data_format="alpaca",
         system_prompt="Be brief.",
     )
-    for record in read_jsonl(tmp_path / "train.jsonl"):
+    for record in read_jsonl(tmp_path / "d" / "train.jsonl"):
         assert set(record) == {"instruction", "input", "output", "language", "system"}
         assert "english" in str(record["output"])  # x-en: the English side is the answer
 
@@ -182,6 +182,19 @@ def test_a_changed_corpus_is_refused_before_anything_is_written(tmp_path: Path) 
     ):
         write(mixture, out)
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_an_output_folder_with_other_files_is_refused_and_kept(tmp_path: Path) -> None:
+    mixture = read_mixture(make_mixture(tmp_path))
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match=r"holds other files \(notes.txt\)"):
+        write(mixture, tmp_path / "d")
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["notes.txt"]
+    write(mixture, tmp_path / "e")  # a rewrite of an earlier set is fine
+    first = (tmp_path / "e" / "train.jsonl").read_bytes()
+    write(mixture, tmp_path / "e")
+    assert (tmp_path / "e" / "train.jsonl").read_bytes() == first
 
 
 def test_unknown_format(tmp_path: Path) -> None:
