@@ -21,10 +21,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+from muit_core import DataError
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -294,3 +297,44 @@ def plot_objectives(table: pd.DataFrame, metric: str, higher_is_better: bool) ->
     ax.set_title("Objective per allocator (dots: seeds; bar: mean ± seed spread)", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+@dataclass(frozen=True)
+class ClosedLoop:
+    """A finished validation, as the analysis notebook reads it back.
+
+    Attributes:
+        table: `validation.csv`.
+        metric: the primary metric (the one with predictions).
+        higher_is_better: its direction.
+        verdict: the verdict text `plan-sweep validate` printed (`verdict.txt`).
+    """
+
+    table: pd.DataFrame
+    metric: str
+    higher_is_better: bool
+    verdict: str
+
+
+def load_validation(folder: str | Path) -> ClosedLoop | None:
+    """Read `validation.csv` and `verdict.txt` from a validate folder; None when there is none.
+
+    Raises:
+        DataError: the table has no predicted values (it is not a validate table).
+    """
+    path = Path(folder) / "validation.csv"
+    if not path.is_file():
+        return None
+    table = pd.read_csv(path)
+    predicted = table.dropna(subset=["predicted"])
+    if predicted.empty:
+        raise DataError(f"{path} has no predicted values; rewrite it with plan-sweep validate.")
+    metric = str(predicted["metric"].iloc[0])
+    higher = bool(predicted["higher_is_better"].iloc[0])
+    text_path = Path(folder) / "verdict.txt"
+    text = (
+        text_path.read_text(encoding="utf-8")
+        if text_path.is_file()
+        else format_verdict(table, metric, higher, {})
+    )
+    return ClosedLoop(table, metric, higher, text)

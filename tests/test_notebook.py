@@ -17,6 +17,7 @@ from types import ModuleType
 
 import pandas as pd
 import pytest
+from test_verdict import table as validation_table
 
 from fits.analysis import by_objective, load_groups, primary_group
 from fits.cli import main as plan_fit
@@ -58,6 +59,8 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     laws = primary_group(load_groups(folder)).path
     out = folder / "allocate"
     assert plan_allocate([str(laws), "--budget", "40k", "--out", str(out)]) == 0
+    (folder / "validate").mkdir()
+    validation_table().to_csv(folder / "validate" / "validation.csv", index=False)
     return folder
 
 
@@ -85,6 +88,10 @@ def test_notebook_executes_on_a_sweep_and_writes_html(sweep: Path) -> None:
     assert fits_images and fits_images[0].startswith(PNG_MAGIC)
     for cell_id in ("data-plot", "extrap-plot", "plan-plot", "frontier-plot", "objectives"):
         assert _images(cells[cell_id]), cell_id
+    assert len(_images(cells["closed-loop"])) == 2  # predicted vs actual, objectives
+    assert "Band coverage: 3 of 8" in "".join(
+        o.get("text", "") for o in cells["closed-loop"].outputs
+    )
     html = html_path.read_text(encoding="utf-8")
     assert html.count("data:image/png;base64") >= 8
     assert "Budget 40k examples over 5 languages" in html
