@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: setup lint test test-slow test-all demo clean
+.PHONY: setup lint test test-slow test-all demo validate clean
 
 $(STAMP): pyproject.toml
 	@echo "Setting up $(VENV): torch ($(TORCH_SPEC)), this package and its extras (a few minutes the first time)"
@@ -45,6 +45,17 @@ demo: setup
 	$(VENV)/bin/plan-fit $(DEMO_DIR)/results.csv
 	$(VENV)/bin/plan-allocate $(DEMO_DIR)/fits/laws.json --budget $(DEMO_BUDGET) --out $(DEMO_DIR)/allocate
 	$(PY) notebooks/execute.py $(DEMO_DIR) --summary
+
+# The closed loop on the demo (after `make demo`): plan a budget the sweep supports (each
+# language within about 2x its largest swept size, 128), then train the plan and the baselines
+# as real MuIT runs, one model each per seed, and report predicted vs actual. About 20 minutes
+# on 2 cores.
+VALIDATE_BUDGET ?= 640
+VALIDATE_ALLOCATORS ?= planner,uniform,proportional
+VALIDATE_SEEDS ?= 0,1
+validate: setup
+	$(VENV)/bin/plan-allocate $(DEMO_DIR)/fits/laws.json --budget $(VALIDATE_BUDGET) --out $(DEMO_DIR)/validate/plan
+	$(VENV)/bin/plan-sweep validate $(DEMO_DIR)/validate/plan/mixture.json --allocators $(VALIDATE_ALLOCATORS) --seeds $(VALIDATE_SEEDS) --out $(DEMO_DIR)/validate
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

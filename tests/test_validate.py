@@ -141,3 +141,42 @@ def test_bad_validate_input_is_one_sentence_and_writes_nothing(
 
 def test_parse_seeds() -> None:
     assert parse_seeds("1, 0,1") == (1, 0)
+
+
+def test_a_worker_killed_mid_mixture_cell_is_retried_and_the_cell_finishes_once(
+    smoke_mixture: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Enqueue only, run a real `plan-sweep worker` process, SIGKILL it while it trains, then
+    relaunch with a local worker: the dead attempt is failed as stale and retried, and each
+    cell ends done exactly once."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "v"
+    fast = ["ledger.heartbeat_s=1"]  # stale after 3 missed beats: 3 s, not 90
+    base = ["validate", str(smoke_mixture), *fast, "--allocators", "planner,uniform"]
+    assert cli.main([*base, "--out", str(out), "--workers", "0"]) == 0
+    printed = capsys.readouterr().out
+    worker_args = printed.split("start workers with: plan-sweep ")[1].split("; then")[0].split()
+    exe = Path(sys.executable).with_name("plan-sweep")
+    log = (tmp_path / "worker.log").open("wb")
+    worker = subprocess.Popen([str(exe), *worker_args], stdout=log, stderr=log)
+    deadline = time.monotonic() + 120
+    while not any(r.state.value == "running" for r in _records(out)):
+        assert worker.poll() is None, (tmp_path / "worker.log").read_text()
+        assert time.monotonic() < deadline, "the worker never started a cell"
+        time.sleep(0.2)
+    time.sleep(1.0)  # mid-cell
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    assert cli.main([*base, "--out", str(out), "--workers", "1"]) == 0
+    capsys.readouterr()
+    history = _records(out, history=True)
+    done = [r.cell.key for r in history if r.state.value == "done"]
+    assert sorted(done) == sorted({r.cell.key for r in history})  # each cell done once
+    assert len(done) == 2
+    failed = [r for r in history if r.state.value == "failed"]
+    assert len(failed) == 1 and "heartbeats" in (failed[0].error or "")
+    assert (out / "validation.csv").is_file()
