@@ -48,8 +48,8 @@ demo: setup
 
 # The closed loop on the demo (after `make demo`): plan a budget the sweep supports (each
 # language within about 2x its largest swept size, 128), then train the plan and the baselines
-# as real MuIT runs, one model each per seed, and report predicted vs actual. About 20 minutes
-# on 2 cores.
+# as real MuIT runs, one model each per seed, and report predicted vs actual. 27.5 minutes on
+# 2 idle cores (6 runs).
 VALIDATE_BUDGET ?= 640
 VALIDATE_ALLOCATORS ?= planner,uniform,proportional
 VALIDATE_SEEDS ?= 0,1
