@@ -30,11 +30,20 @@ from planner.baselines import (
     temperature_shares,
     unimax,
 )
-from planner.evaluation import INTERVAL_LEVEL, Estimate, Evaluation, evaluate, frontier, gain
+from planner.evaluation import (
+    INTERVAL_LEVEL,
+    Estimate,
+    Evaluation,
+    check_predictions,
+    evaluate,
+    frontier,
+    gain,
+)
 from planner.mixture import (
     MIXTURE_FORMAT,
     check_mixture,
     mixture_dict,
+    mixture_texts,
     read_mixture,
     report_from_mixture,
     write_mixture,
@@ -47,9 +56,12 @@ from planner.optimiser import (
     objective_per_draw,
 )
 from planner.pipeline import (
+    OUTPUT_NAMES,
+    check_out_dir,
     frontier_figure,
     make_planner,
     minimum_budget,
+    render_outputs,
     run_plan,
     write_outputs,
 )
@@ -87,6 +99,7 @@ from planner.values import (
 __all__ = [
     "INTERVAL_LEVEL",
     "MIXTURE_FORMAT",
+    "OUTPUT_NAMES",
     "R_STAR",
     "Aggregate",
     "Allocation",
@@ -112,6 +125,8 @@ __all__ = [
     "baseline_allocators",
     "build_problem",
     "check_mixture",
+    "check_out_dir",
+    "check_predictions",
     "effective_data",
     "effective_data_slope",
     "evaluate",
@@ -130,11 +145,13 @@ __all__ = [
     "minimal_amounts",
     "minimum_budget",
     "mixture_dict",
+    "mixture_texts",
     "objective_label",
     "objective_per_draw",
     "parse_assignments",
     "read_mixture",
     "recorded_problem",
+    "render_outputs",
     "report_from_mixture",
     "round_examples",
     "run_plan",

@@ -14,17 +14,38 @@ import logging
 import math
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from fits import read_laws
-from muit_core import ConfigError, parse_count
+from muit_core import ConfigError, PlannerError, parse_count
 from muit_core.cli import add_common_flags, run_main
 from planner.mixture import mixture_dict
 from planner.optimiser import Objective, Robustness
-from planner.pipeline import make_planner, minimum_budget, run_plan, write_outputs
-from planner.problem import Problem, Unit, build_problem, parse_assignments, select_languages
+from planner.pipeline import (
+    check_out_dir,
+    make_planner,
+    minimum_budget,
+    run_plan,
+    write_outputs,
+)
+from planner.problem import (
+    Problem,
+    Unit,
+    build_problem,
+    parse_assignments,
+    raise_all,
+    select_languages,
+)
 from planner.report import format_table
+
+if TYPE_CHECKING:
+    from fits import LawsFile
+
+T = TypeVar("T")
 
 log = logging.getLogger("plan-allocate")
 
@@ -66,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--unit", choices=[u.value for u in Unit], default="examples", help="the budget's unit"
     )
     parser.add_argument(
-        "--max-epochs", type=float, default=1.0, help="passes over each pool allowed (default 1)"
+        "--max-epochs", default="1", help="passes over each pool allowed (default 1)"
     )
     parser.add_argument(
         "--min-per-language", default="0",
@@ -92,14 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="maximise the expected objective over the laws' bootstrap draws",
     )  # fmt: skip
     parser.add_argument(
-        "--quantile", type=float,
+        "--quantile",
         help="maximise this lower quantile of the objective over the draws, e.g. 0.1 "
         "(implies --robust)",
     )  # fmt: skip
     parser.add_argument(
         "--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})"
     )
-    parser.add_argument("--seed", type=int, default=0, help="search and data-sampling seed")
+    parser.add_argument("--seed", default="0", help="search and data-sampling seed (default 0)")
     parser.add_argument("--format", choices=("table", "json"), default="table")
     parser.add_argument(
         "--no-plots", action="store_true", help="skip the frontier and marginal-value PNGs"
@@ -115,11 +136,38 @@ def parse_budget(text: str | None, unit: Unit) -> float:
     if text.strip().startswith("-"):
         raise ConfigError(f"--budget must be positive; got {text!r}. Write it like 1M or 250k.")
     budget = parse_count(text, what="--budget")
-    if unit is Unit.EXAMPLES:
-        budget = float(round(budget))
     if budget <= 0:
         raise ConfigError(f"--budget must be positive; got {text!r}. Write it like 1M or 250k.")
+    if unit is Unit.EXAMPLES:
+        if budget < 1:
+            raise ConfigError(
+                f"--budget {text!r} is less than one example (--unit examples counts whole "
+                "examples); give at least 1, e.g. --budget 1k, or use --unit tokens."
+            )
+        budget = float(round(budget))
     return budget
+
+
+def parse_positive(text: str, option: str, example: str) -> float:
+    """A positive, finite number typed for `option` (e.g. `--max-epochs`)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"{option} must be a positive number such as {example}; got {text!r}.")
+    return value
+
+
+def parse_seed(text: str) -> int:
+    """A seed: a whole number, 0 or more."""
+    try:
+        seed = int(text)
+    except ValueError:
+        seed = -1
+    if seed < 0:
+        raise ConfigError(f"--seed must be a whole number, 0 or more, such as 0; got {text!r}.")
+    return seed
 
 
 def _floors(text: str, languages: Sequence[str]) -> dict[str, float]:
@@ -129,35 +177,63 @@ def _floors(text: str, languages: Sequence[str]) -> dict[str, float]:
     return dict.fromkeys(languages, floor)
 
 
-def _problem(args: argparse.Namespace) -> Problem:
-    laws = read_laws(args.laws)
-    languages = select_languages(laws, args.languages)
+def _corpora(text: str | None, languages: Sequence[str]) -> dict[str, str]:
     corpora = {
         code: value
-        for code, value in (item.partition("=")[::2] for item in (args.corpus or "").split(","))
+        for code, value in (item.partition("=")[::2] for item in (text or "").split(","))
         if code
     }
     unknown = sorted(set(corpora) - set(languages))
     if unknown:
         known = ", ".join(languages)
         raise ConfigError(f"Unknown language {unknown[0]!r} in --corpus. Known: {known}.")
+    return corpora
+
+
+class _Checks:
+    """Runs independent checks and keeps every problem, so all are reported at once."""
+
+    def __init__(self) -> None:
+        self.problems: list[PlannerError] = []
+
+    def run(self, check: Callable[[], T]) -> T | None:
+        try:
+            return check()
+        except PlannerError as err:
+            self.problems.append(err)
+            return None
+
+
+def _problem(args: argparse.Namespace, laws: LawsFile, max_epochs: float) -> Problem:
+    """The problem the options describe; every option problem is reported at once."""
+    languages = select_languages(laws, args.languages)
+    checks = _Checks()
+    corpora = checks.run(lambda: _corpora(args.corpus, languages))
+    floors = checks.run(lambda: _floors(args.min_per_language, languages))
+    weights = checks.run(lambda: parse_assignments(args.weights, "--weights", languages))
+    available = checks.run(
+        lambda: parse_assignments(args.available, "--available", languages, counts=True)
+    )
+    raise_all(checks.problems)
     return build_problem(
         laws,
         languages,
         unit=Unit(args.unit),
-        max_epochs=args.max_epochs,
-        floors=_floors(args.min_per_language, languages),
-        weights=parse_assignments(args.weights, "--weights", languages),
-        available=parse_assignments(args.available, "--available", languages, counts=True),
+        max_epochs=max_epochs,
+        floors=floors,
+        weights=weights,
+        available=available,
         corpora=corpora,
     )
 
 
+def _check_targets_option(args: argparse.Namespace) -> None:
+    if Objective(args.objective) is not Objective.TARGET and args.targets:
+        raise ConfigError("--targets only applies to --objective target.")
+
+
 def _targets(args: argparse.Namespace, problem: Problem) -> list[float] | None:
-    objective = Objective(args.objective)
-    if objective is not Objective.TARGET:
-        if args.targets:
-            raise ConfigError("--targets only applies to --objective target.")
+    if Objective(args.objective) is not Objective.TARGET:
         return None
     given = parse_assignments(args.targets, "--targets", problem.languages)
     if not given:
@@ -165,30 +241,70 @@ def _targets(args: argparse.Namespace, problem: Problem) -> list[float] | None:
     return [given.get(code, math.nan) for code in problem.languages]
 
 
+def _robustness(args: argparse.Namespace) -> Robustness | None:
+    if args.quantile is not None:
+        return Robustness(parse_positive(args.quantile, "--quantile", "0.1"))
+    return Robustness() if args.robust else None
+
+
+@dataclass(frozen=True)
+class _Options:
+    """What the options say, checked."""
+
+    problem: Problem
+    robust: Robustness | None
+    targets: list[float] | None
+    budget: float | None  # None: the least budget reaching the targets
+    seed: int
+
+
+def _checked_options(args: argparse.Namespace) -> _Options:
+    """Check every option before any work or write.
+
+    Raises:
+        PlannerError: every problem found, one sentence each (`raise_all`).
+    """
+    objective, unit = Objective(args.objective), Unit(args.unit)
+    checks = _Checks()
+    budget: float | None = None
+    if args.budget is not None or objective is not Objective.TARGET:
+        budget = checks.run(lambda: parse_budget(args.budget, unit))
+    max_epochs = checks.run(lambda: parse_positive(args.max_epochs, "--max-epochs", "1 or 4"))
+    robust = checks.run(lambda: _robustness(args))
+    seed = checks.run(lambda: parse_seed(args.seed))
+    checks.run(lambda: _check_targets_option(args))
+    checks.run(lambda: check_out_dir(Path(args.out)))
+    laws = checks.run(lambda: read_laws(args.laws))
+    problem: Problem | None = None
+    targets: list[float] | None = None
+    if laws is not None and max_epochs is not None:
+        problem = checks.run(partial(_problem, args, laws, max_epochs))
+    if problem is not None:
+        targets = checks.run(partial(_targets, args, problem))
+        if budget is not None:
+            checks.run(partial(problem.constraints.check_budget, budget))
+    raise_all(checks.problems)
+    assert problem is not None and seed is not None  # else a problem was raised
+    return _Options(problem, robust, targets, budget, seed)
+
+
 def cmd_allocate(args: argparse.Namespace) -> int:
     """Plan the mixture and write it, with the table and plots; print the table or JSON."""
     objective = Objective(args.objective)
-    robust = None
-    if args.robust or args.quantile is not None:
-        robust = Robustness(args.quantile)
-    problem = _problem(args)
-    targets = _targets(args, problem)
+    options = _checked_options(args)
+    problem, robust, targets, seed = options.problem, options.robust, options.targets, options.seed
+    budget = options.budget
     unit = Unit(args.unit)
-    if objective is Objective.TARGET and args.budget is None:
-        planner = make_planner(problem, objective, robust, targets, args.seed)
+    if budget is None:
+        planner = make_planner(problem, objective, robust, targets, seed)
         budget = minimum_budget(problem, planner)
         log.info("least budget reaching the targets: %.6g %s", budget, unit.value)
-    else:
-        budget = parse_budget(args.budget, unit)
     if objective is Objective.MAXMIN and len(set(problem.constraints.weights)) > 1:
         log.warning("--weights do not enter the maxmin objective; they are ignored.")
     command = shlex.join(["plan-allocate", *args.argv])
     log.debug("options: %s", {k: v for k, v in vars(args).items() if k != "argv"})
-    report = run_plan(
-        problem, budget, objective, robust, targets, args.seed, command, str(args.laws)
-    )
-    out_dir = Path(args.out)
-    for path in write_outputs(report, out_dir, plots=not args.no_plots):
+    report = run_plan(problem, budget, objective, robust, targets, seed, command, str(args.laws))
+    for path in write_outputs(report, Path(args.out), plots=not args.no_plots):
         log.info("wrote %s", path)
     if args.format == "json":
         json.dump(mixture_dict(report), sys.stdout, indent=2, ensure_ascii=False)

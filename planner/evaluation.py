@@ -6,6 +6,9 @@ lowest score, or the highest loss). A gain is the improvement of the planner ove
 in the metric's good direction (a positive gain is better for the planner, for scores and
 losses alike). Intervals are central percentile intervals over the bootstrap draws, paired
 across languages and allocations by draw index.
+
+`check_predictions` refuses a plan that would rest on a prediction the metric cannot take
+(`muit_core.METRICS`' bounds) or on a law that gets worse with more data.
 """
 
 from __future__ import annotations
@@ -13,14 +16,18 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from muit_core import AllocationError
+from muit_core import METRICS, AllocationError, DataError, format_count
 from planner.allocation import Allocation, BaseAllocator
 from planner.optimiser import Objective, Robustness, aggregate_draws, objective_per_draw
 from planner.problem import Problem
 from planner.values import FloatArray
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
 
 INTERVAL_LEVEL = 0.9  # central coverage of every reported interval (5th to 95th percentile)
 
@@ -169,7 +176,8 @@ def frontier(
 ) -> dict[str, list[Estimate]]:
     """Each allocator's predicted objective (metric units) at each budget (continuous amounts).
 
-    A budget an allocator cannot split gives NaN.
+    A budget an allocator cannot split gives NaN, and so does one where a language's predicted
+    metric is not finite or lies outside the metric's bounds (`muit_core.METRICS`).
     """
     curves: dict[str, list[Estimate]] = {}
     for allocator in allocators:
@@ -180,7 +188,122 @@ def frontier(
             except AllocationError:
                 points.append(Estimate(math.nan))
                 continue
-            point, draws = objective_draws(problem, np.array(allocation.amounts), objective)
+            amounts = np.array(allocation.amounts)
+            if _outside(problem, problem.values.metric(amounts)).any():
+                points.append(Estimate(math.nan))  # a curve must not rest on such a value
+                continue
+            point, draws = objective_draws(problem, amounts, objective)
             points.append(Estimate.from_draws(problem.sign * point, problem.sign * draws))
         curves[allocator.name] = points
     return curves
+
+
+_CHECK_POINTS = 17  # log-spaced amounts per language between its least planned amount and cap
+
+
+def _outside(problem: Problem, metric: FloatArray) -> NDArray[np.bool_]:
+    """Where predicted metric values are not finite or lie outside the metric's bounds."""
+    info = METRICS.get(problem.metric)
+    values = np.asarray(metric, dtype=float)
+    bad = ~np.isfinite(values)
+    if info is not None and info.lowest is not None:
+        bad |= values < info.lowest
+    if info is not None and info.highest is not None:
+        bad |= values > info.highest
+    return bad
+
+
+def _bounds_text(problem: Problem) -> str:
+    info = METRICS[problem.metric]
+    if info.highest is None:
+        return f"{problem.metric} is at least {info.lowest:g}"
+    if info.lowest is None:
+        return f"{problem.metric} is at most {info.highest:g}"
+    return f"{problem.metric} lies between {info.lowest:g} and {info.highest:g}"
+
+
+def check_predictions(problem: Problem, allocations: Sequence[Allocation]) -> None:
+    """Refuse a plan that rests on a prediction the metric cannot take, or on a law that gets
+    worse with more data.
+
+    Checked for each language at the point estimates (the fitted parameters): at the whole
+    examples of every allocation (the planner's and each baseline's, what is evaluated and
+    written), and at log-spaced amounts from the least positive of them up to the language's
+    cap (the range the planner searches and the top of the frontier). The predicted metric
+    must be finite, within `muit_core.METRICS[problem.metric]`'s bounds (a metric not listed
+    has none) and never worse at a larger amount.
+
+    Args:
+        problem: the problem planned.
+        allocations: the planner's allocation first, then the baselines'.
+
+    Raises:
+        DataError: one sentence naming the language, the amount, the predicted value and the
+            fix (refit the law, or change --budget, --max-epochs or --min-per-language).
+    """
+    c = problem.constraints
+    units = np.array(c.units_per_example)
+    used = np.array([trained_amounts(problem, a) for a in allocations], dtype=float)
+    used = used.reshape(len(allocations), len(units))
+    least = np.where(used > 0, used, np.inf).min(axis=0, initial=np.inf)
+    least = np.where(np.isfinite(least), least, np.maximum(c.lower, units))
+    grid = np.geomspace(least, np.maximum(c.upper, least), _CHECK_POINTS)  # (points, languages)
+    metric = np.array([problem.values.metric(row) for row in grid])
+    utility = problem.sign * metric
+    for i, lang in enumerate(problem.languages):
+        column = utility[:, i]
+        if not np.isfinite(column).all():
+            continue  # reported below, as a value the metric cannot take
+        drop = np.flatnonzero(np.diff(column) < -1e-9 * max(1.0, float(np.abs(column).max())))
+        if drop.size:
+            k = int(drop[0])
+            worse = "falling" if problem.higher_is_better else "rising"
+            raise DataError(
+                f"The {problem.laws[i]} law for {lang!r} predicts {problem.metric} {worse} "
+                f"with more data ({metric[k, i]:.4g} at {_examples(grid[k, i], units[i])}, "
+                f"{metric[k + 1, i]:.4g} at {_examples(grid[k + 1, i], units[i])}), so a plan "
+                "would starve it; refit it with plan-fit, or leave it out with --languages."
+            )
+    for allocation, amounts in zip(allocations, used, strict=True):
+        predicted = problem.values.metric(amounts)
+        bad = np.flatnonzero(_outside(problem, predicted))
+        if bad.size:
+            j, name = int(bad[0]), allocation.allocator
+            who = "the planner's plan" if name == "planner" else f"the {name} baseline's split"
+            raise DataError(_outside_message(problem, j, amounts[j], predicted[j], who))
+    bad = np.flatnonzero(_outside(problem, metric).any(axis=0))
+    if bad.size:
+        j = int(bad[0])
+        k = int(np.argmax(_outside(problem, metric[:, j])))
+        raise DataError(_outside_message(problem, j, grid[k, j], metric[k, j], None))
+
+
+def _examples(amount: float, units_per_example: float) -> str:
+    return f"{format_count(round(amount / units_per_example))} examples"
+
+
+def _outside_message(
+    problem: Problem, i: int, amount: float, value: float, who: str | None
+) -> str:
+    """The sentence for language `i`, predicted at `value` (impossible) at `amount`, in `who`'s
+    allocation (None: on the way to its cap)."""
+    c = problem.constraints
+    lang, metric = problem.languages[i], problem.metric
+    at = _examples(amount, c.units_per_example[i])
+    cap = f"its cap is {format_count(c.max_examples[i])} examples"
+    if math.isfinite(value):
+        info = METRICS[metric]
+        said, can = f"{metric}={value:.4g}", _bounds_text(problem)
+        # With a law that improves with data, more data moves a score up and a loss down.
+        too_much = (info.lowest is not None and value < info.lowest) != problem.higher_is_better
+    else:
+        said, can, too_much = f"{metric}={value}", f"{metric} is a finite number", True
+    where = "on the way to its cap (the frontier's range)" if who is None else f"in {who}"
+    if too_much:
+        fix = f"lower --max-epochs ({cap}) and --budget, or leave it out with --languages"
+    else:
+        fix = f"raise --budget or --min-per-language (e.g. {lang}=1k)"
+    return (
+        f"The {problem.laws[i]} law for {lang!r} predicts {said} at {at} {where}, but {can}; "
+        f"refit it with plan-fit, or {fix}."
+    )

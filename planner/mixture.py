@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import yaml
 
-from muit_core import DataError, atomic_write_text
+from muit_core import DataError, OutputSet
 from planner.allocation import Allocation, Constraints
 from planner.evaluation import INTERVAL_LEVEL, Estimate, Evaluation, evaluate
 from planner.optimiser import Objective, PlannerAllocator, Robustness
@@ -140,16 +140,24 @@ def mixture_dict(report: PlanReport) -> dict[str, Any]:
     return out
 
 
-def write_mixture(report: PlanReport, out_dir: Path) -> tuple[Path, Path]:
-    """Write `mixture.yaml` and `mixture.json` (same content) atomically."""
+def mixture_texts(report: PlanReport) -> dict[str, str]:
+    """The text of `mixture.yaml` and `mixture.json` (same content), by file name."""
     content = mixture_dict(report)
     header = f"# MuIT mixture written by: {report.command or 'plan-allocate'}\n"
     yaml_text = header + yaml.safe_dump(content, sort_keys=False, allow_unicode=True, width=99)
     json_text = json.dumps(content, indent=2, ensure_ascii=False) + "\n"
-    return (
-        atomic_write_text(out_dir / "mixture.yaml", yaml_text),
-        atomic_write_text(out_dir / "mixture.json", json_text),
-    )
+    return {"mixture.yaml": yaml_text, "mixture.json": json_text}
+
+
+def write_mixture(report: PlanReport, out_dir: Path) -> tuple[Path, Path]:
+    """Write `mixture.yaml` and `mixture.json` into `out_dir`, both or neither.
+
+    Raises:
+        ConfigError: `out_dir` is a file or cannot be written.
+    """
+    with OutputSet(out_dir, "--out") as out:
+        yaml_path, json_path = (out.write_text(n, t) for n, t in mixture_texts(report).items())
+    return yaml_path, json_path
 
 
 def read_mixture(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -1,32 +1,35 @@
 """`plan-allocate` end to end: allocate, evaluate against the baselines, write its outputs.
 
-`run_plan` makes the `PlanReport`; `write_outputs` writes it as the mixture config (YAML and
-JSON), the table and the two plots. `frontier_figure` solves new plans over a range of budgets
-with the report's recorded objective, options and seed.
+`run_plan` makes the `PlanReport`, refusing one that rests on predictions the metric cannot
+take; `render_outputs` turns it into the mixture config (YAML and JSON), the table and the two
+plots, and `write_outputs` puts them in place all or none. `frontier_figure` solves new plans
+over a range of budgets with the report's recorded objective, options and seed.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from muit_core import atomic_write_png, atomic_write_text
+from muit_core import ConfigError, OutputSet
 from planner.allocation import BaseAllocator
 from planner.baselines import baseline_allocators
 from planner.evaluation import (
     Estimate,
     budget_to_targets,
+    check_predictions,
     evaluate,
     frontier,
     frontier_budgets,
     gain,
 )
-from planner.mixture import write_mixture
+from planner.mixture import mixture_texts
 from planner.optimiser import Objective, PlannerAllocator, Robustness
 from planner.plots import plot_frontier, plot_marginal_value
 from planner.problem import Problem
@@ -38,6 +41,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PNG_DPI = 130  # both plots' resolution
+OUTPUT_NAMES = ("mixture.yaml", "mixture.json", "table.txt", "frontier.png", "marginal_value.png")
 
 
 def make_planner(
@@ -74,6 +78,9 @@ def run_plan(
 
     Raises:
         AllocationError: the budget cannot be split, or a target is out of reach.
+        DataError: a law predicts a value its metric cannot take at an amount the planner or
+            a baseline gives, or up to a language's cap, or gets worse with more data
+            (`check_predictions`).
     """
     planner = make_planner(problem, objective, robust, targets, seed)
     others = tuple(baselines if baselines is not None else baseline_allocators())
@@ -83,10 +90,11 @@ def run_plan(
         allocation.method,
         dict(zip(allocation.languages, allocation.examples, strict=True)),
     )
+    splits = [a.allocate(problem.values, budget, problem.constraints) for a in others]
+    check_predictions(problem, [allocation, *splits])
     planned = evaluate(problem, allocation, objective, robust)
     evaluations, gains = [], []
-    for allocator in others:
-        other = allocator.allocate(problem.values, budget, problem.constraints)
+    for other in splits:
         evaluations.append(evaluate(problem, other, objective, robust))
         gains.append(gain(problem, allocation, other, objective))
     needs: dict[str, float | None] | None = None
@@ -118,23 +126,66 @@ def run_plan(
     )
 
 
+def check_out_dir(out_dir: Path, names: Iterable[str] = OUTPUT_NAMES) -> None:
+    """Raise `ConfigError` now unless `out_dir` can take the outputs `names`; writes nothing.
+
+    `out_dir` must be a folder (or not exist below one this process can write to), and none
+    of `names` in it may be a folder.
+    """
+    OutputSet.check(out_dir, "--out")
+    for name in names:
+        if (out_dir / name).is_dir():
+            raise ConfigError(
+                f"--out {str(out_dir)!r} holds a folder named {name!r} where plan-allocate "
+                "writes a file; move it away or give another --out."
+            )
+
+
+def _png(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=PNG_DPI)
+    return buffer.getvalue()
+
+
+def render_outputs(
+    report: PlanReport, frontier_points: int = 16, plots: bool = True
+) -> dict[str, bytes]:
+    """The files of a plan by name: the mixture (YAML, JSON), the table and (unless `plots` is
+    false) both plots, rendered in memory."""
+    files = {name: text.encode("utf-8") for name, text in mixture_texts(report).items()}
+    files["table.txt"] = (format_table(report) + "\n").encode("utf-8")
+    if plots:
+        files["frontier.png"] = _png(frontier_figure(report, frontier_points))
+        marginal = plot_marginal_value(report.problem, report.planner.allocation, report.objective)
+        files["marginal_value.png"] = _png(marginal)
+    return files
+
+
 def write_outputs(
     report: PlanReport,
     out_dir: Path,
     frontier_points: int = 16,
     plots: bool = True,
 ) -> list[Path]:
-    """Write the mixture (YAML, JSON), the table and (unless `plots` is false) both plots."""
-    problem = report.problem
-    paths = list(write_mixture(report, out_dir))
-    paths.append(atomic_write_text(out_dir / "table.txt", format_table(report) + "\n"))
-    if not plots:
-        return paths
-    frontier = frontier_figure(report, frontier_points)
-    paths.append(atomic_write_png(frontier, out_dir / "frontier.png", dpi=PNG_DPI))
-    figure = plot_marginal_value(problem, report.planner.allocation, report.objective)
-    paths.append(atomic_write_png(figure, out_dir / "marginal_value.png", dpi=PNG_DPI))
-    return paths
+    """Write the mixture (YAML, JSON), the table and (unless `plots` is false) both plots.
+
+    All or none: every file is rendered first, then they are put in place together
+    (`muit_core.OutputSet`), so a failure leaves every earlier output as it was.
+
+    Raises:
+        ConfigError: `out_dir` cannot take them (`check_out_dir`), or writing fails (a full
+            disk, say).
+    """
+    files = render_outputs(report, frontier_points, plots)
+    check_out_dir(out_dir, files)
+    try:
+        with OutputSet(out_dir, "--out") as out:
+            return [out.write_bytes(name, data) for name, data in files.items()]
+    except OSError as err:
+        raise ConfigError(
+            f"Cannot write the plan into --out {str(out_dir)!r} ({err.strerror or err}); free "
+            "some space or give another folder."
+        ) from err
 
 
 def frontier_figure(report: PlanReport, n_points: int = 16) -> Figure:
@@ -149,7 +200,10 @@ def frontier_figure(report: PlanReport, n_points: int = 16) -> Figure:
     planner = make_planner(problem, report.objective, report.robust, report.targets, report.seed)
     curves = frontier(problem, [planner, *baseline_allocators()], budgets, report.objective)
     if any(math.isnan(p.value) for p in curves[planner.name]):
-        log.info("The frontier leaves out budgets the planner cannot split (below its floors).")
+        log.info(
+            "The frontier leaves out budgets the planner cannot split (below its floors) or "
+            "where a law predicts a value its metric cannot take."
+        )
     return plot_frontier(
         budgets,
         curves,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import fits
-from muit_core import ConfigError, DataError, format_count, parse_count
+from muit_core import ConfigError, DataError, PlannerError, format_count, parse_count
 from planner.allocation import Constraints
 from planner.values import LawCurve, LawValue
 
@@ -79,9 +79,11 @@ def parse_assignments(
         counts: read values with `parse_count` (so `30k` works) instead of `float`.
 
     Raises:
-        ConfigError: a malformed item, a repeated or unknown language, or a bad number.
+        ConfigError: a malformed item or a repeated language; or every unknown language and
+            bad number, in one error.
     """
     out: dict[str, float] = {}
+    problems: list[PlannerError] = []
     for item in (text or "").split(","):
         if not item.strip():
             continue
@@ -89,22 +91,32 @@ def parse_assignments(
         lang = lang.strip()
         if not sep or not lang:
             raise ConfigError(f"Cannot read {what}={text!r}; write it like el=2,hi=1.")
-        if lang not in known:
-            raise ConfigError(f"Unknown language {lang!r} in {what}. Known: {', '.join(known)}.")
         if lang in out:
             raise ConfigError(f"Language {lang!r} appears twice in {what}={text!r}.")
-        if counts:
-            out[lang] = parse_count(value.strip(), what=f"{what} {lang}")
-        else:
-            try:
-                out[lang] = float(value)
-            except ValueError:
+        try:
+            if lang not in known:
                 raise ConfigError(
-                    f"Cannot read {what} {lang}={value!r} as a number; write it like {lang}=2."
-                ) from None
-            if not math.isfinite(out[lang]):
-                raise ConfigError(f"{what} {lang}={value!r} is not finite.")
+                    f"Unknown language {lang!r} in {what}. Known: {', '.join(known)}."
+                )
+            out[lang] = _assigned_number(value, what, lang, counts)
+        except ConfigError as err:
+            problems.append(err)
+    raise_all(problems)
     return out
+
+
+def _assigned_number(value: str, what: str, lang: str, counts: bool) -> float:
+    if counts:
+        return parse_count(value.strip(), what=f"{what} {lang}")
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(
+            f"Cannot read {what} {lang}={value!r} as a number; write it like {lang}=2."
+        ) from None
+    if not math.isfinite(number):
+        raise ConfigError(f"{what} {lang}={value!r} is not finite.")
+    return number
 
 
 def select_languages(laws: LawsFile, languages: str | None) -> tuple[str, ...]:
@@ -115,11 +127,13 @@ def select_languages(laws: LawsFile, languages: str | None) -> tuple[str, ...]:
     if not languages:
         return known
     chosen = tuple(code.strip() for code in languages.split(",") if code.strip())
-    for code in chosen:
-        if code not in known:
-            raise ConfigError(
-                f"Unknown language {code!r} in --languages. Known: {', '.join(known)}."
-            )
+    unknown = [code for code in chosen if code not in known]
+    if unknown:
+        named = ", ".join(repr(code) for code in unknown)
+        raise ConfigError(
+            f"Unknown language{'s' if len(unknown) > 1 else ''} {named} in --languages. "
+            f"Known: {', '.join(known)}."
+        )
     if len(set(chosen)) != len(chosen):
         raise ConfigError(f"--languages={languages!r} names a language twice.")
     return chosen
@@ -146,9 +160,17 @@ def law_curve(fit: FitResult, n_available: float, units_per_example: float) -> L
     A parameter the draws lack keeps its fitted value in every draw.
 
     Raises:
-        DataError: a parameter is not finite.
+        DataError: a parameter is missing or not finite.
     """
     params = {**fit.params, **fit.fixed}
+    info = fits.law_info(fit.law)
+    missing = [name for name in (*info.params, *info.fixed) if name not in params]
+    if missing:
+        raise DataError(
+            f"The {fit.law} fit for {fit.language!r} lacks the parameter(s) "
+            f"{', '.join(missing)} of {info.formula}; rewrite the laws file with plan-fit, or "
+            "leave the language out with --languages."
+        )
     bad = [name for name, v in params.items() if not math.isfinite(v)]
     if bad:
         raise DataError(
@@ -193,7 +215,8 @@ def build_problem(
 
     Raises:
         DataError: a fit failed, or a pool size or tokens-per-example figure is missing.
-        ConfigError: a weight, floor or epoch cap is not a positive number.
+        ConfigError: a weight, floor, pool size or epoch cap is not a positive number; when
+            several languages have problems, one `ConfigError` names them all.
     """
     floors, weights = floors or {}, weights or {}
     available, corpora = available or {}, corpora or {}
@@ -202,37 +225,30 @@ def build_problem(
             f"--max-epochs must be a positive number such as 1 or 4; got {max_epochs}."
         )
     curves, lows, highs, pools, units = [], [], [], [], []
+    problems: list[PlannerError] = []
     for code in languages:
-        fit = usable_fit(laws, code)
-        n_avail = available.get(code, fit.data.get("n_available"))
-        if n_avail is None or not float(n_avail) > 0:
-            raise DataError(
-                f"The laws file gives no training-pool size for {code!r}; pass it with "
-                f"--available {code}=N (pairs)."
-            )
-        per_example = 1.0
-        if unit is Unit.TOKENS:
-            per_example = float(fit.data.get("tokens_per_example") or 0.0)
-            if not per_example > 0:
-                raise DataError(
-                    f"The laws file has no tokens_per_example for {code!r}; use --unit examples."
+        try:
+            fit = usable_fit(laws, code)
+            pool, per_example = _pool_and_units(fit, code, available, unit)
+            if weights.get(code, 1.0) <= 0:
+                raise ConfigError(f"--weights {code}={weights[code]:g} must be positive.")
+            cap = math.floor(pool * max_epochs + 1e-9)
+            floor = math.ceil(floors.get(code, 0.0) - 1e-9)
+            if floor > cap:
+                raise ConfigError(
+                    f"--min-per-language {code}={format_count(floor)} is above its cap of "
+                    f"{format_count(cap)} examples ({format_count(pool)} pairs x --max-epochs "
+                    f"{max_epochs:g}); lower the floor, raise --max-epochs or add data."
                 )
-        if weights.get(code, 1.0) <= 0:
-            raise ConfigError(f"--weights {code}={weights[code]:g} must be positive.")
-        pool = int(n_avail)
-        cap = math.floor(pool * max_epochs + 1e-9)
-        floor = math.ceil(floors.get(code, 0.0) - 1e-9)
-        if floor > cap:
-            raise ConfigError(
-                f"--min-per-language {code}={format_count(floor)} is above its cap of "
-                f"{format_count(cap)} examples ({format_count(pool)} pairs x --max-epochs "
-                f"{max_epochs:g}); lower the floor, raise --max-epochs or add data."
-            )
-        curves.append(law_curve(fit, float(pool), per_example))
+            curves.append(law_curve(fit, float(pool), per_example))
+        except PlannerError as err:
+            problems.append(err)
+            continue
         lows.append(floor)
         highs.append(cap)
         pools.append(pool)
         units.append(per_example)
+    raise_all(problems)
     constraints = Constraints(
         languages=tuple(languages),
         min_examples=tuple(lows),
@@ -255,6 +271,43 @@ def build_problem(
         pair_filters=tuple(str(laws.fits[c].data.get("pair_filter") or "") for c in languages),
         sweep=sweep_of(laws),
     )
+
+
+def _pool_and_units(
+    fit: FitResult, code: str, available: Mapping[str, float], unit: Unit
+) -> tuple[int, float]:
+    """A language's training-pool size (pairs) and budget units per example."""
+    if code in available and not available[code] >= 1:
+        raise ConfigError(
+            f"--available {code}={available[code]:g} is not a pool size; give the number of "
+            f"training pairs, at least 1 (e.g. {code}=30k)."
+        )
+    n_avail = available.get(code, fit.data.get("n_available"))
+    if n_avail is None or not float(n_avail) > 0:
+        raise DataError(
+            f"The laws file gives no training-pool size for {code!r}; pass it with "
+            f"--available {code}=N (pairs)."
+        )
+    per_example = 1.0
+    if unit is Unit.TOKENS:
+        per_example = float(fit.data.get("tokens_per_example") or 0.0)
+        if not per_example > 0:
+            raise DataError(
+                f"The laws file has no tokens_per_example for {code!r}; use --unit examples."
+            )
+    return int(n_avail), per_example
+
+
+def raise_all(problems: Sequence[PlannerError]) -> None:
+    """Raise nothing for no problems, the one problem, or one `ConfigError` saying them all.
+
+    Every problem is a full sentence; several are joined in the order found, so a user fixes
+    them in one go.
+    """
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise ConfigError(" ".join(str(p) for p in problems)) from problems[0]
 
 
 def sweep_of(laws: LawsFile) -> dict[str, Any] | None:

@@ -100,6 +100,80 @@ CASES: list[BadInput] = [
         (LAWS, "--budget", "10k", "--out", "{ws}/results.csv"),
         r"--out '.*results.csv' is a file, not a folder",
     ),
+    BadInput(
+        "allocate-out-below-a-file",
+        "plan-allocate",
+        (LAWS, "--budget", "10k", "--out", "{ws}/results.csv/plan"),
+        r"Cannot write to --out '.*results.csv/plan' \('.*results.csv' is not a folder",
+    ),
+    BadInput(
+        "allocate-out-holds-a-folder-named-like-an-output",
+        "plan-allocate",
+        (LAWS, "--budget", "10k", "--out", "{ws}/bad/plan"),
+        r"--out '.*plan' holds a folder named 'mixture.json' where plan-allocate writes a file",
+        prepare=lambda ws: (ws / "bad" / "plan" / "mixture.json").mkdir(parents=True),
+    ),
+    BadInput(
+        "allocate-max-epochs-not-a-number",
+        "plan-allocate",
+        (LAWS, "--budget", "10k", "--max-epochs", "abc", "--out", "{ws}/allocate"),
+        r"--max-epochs must be a positive number such as 1 or 4; got 'abc'",
+    ),
+    BadInput(
+        "allocate-quantile-not-a-number",
+        "plan-allocate",
+        (LAWS, "--budget", "10k", "--quantile", "abc", "--out", "{ws}/allocate"),
+        r"--quantile must be a positive number such as 0.1; got 'abc'",
+    ),
+    BadInput(
+        "allocate-seed-negative",
+        "plan-allocate",
+        (LAWS, "--budget", "10k", "--seed", "-1", "--out", "{ws}/allocate"),
+        r"--seed must be a whole number, 0 or more, such as 0; got '-1'",
+    ),
+    BadInput(
+        "allocate-available-zero",
+        "plan-allocate",
+        (LAWS, "--budget", "10k", "--available", "de=0", "--out", "{ws}/allocate"),
+        r"--available de=0 is not a pool size; give the number of training pairs",
+    ),
+    BadInput(
+        "allocate-every-option-problem-at-once",
+        "plan-allocate",
+        (LAWS, "--budget", "0.5", "--max-epochs", "0", "--out", "{ws}/results.csv"),
+        r"less than one example.* --max-epochs must be a positive number.* is a file, not a",
+    ),
+    BadInput(
+        "allocate-every-floor-above-its-cap",
+        "plan-allocate",
+        (LAWS, "--budget", "10k", "--min-per-language", "de=1M,el=1M", "--out", "{ws}/allocate"),
+        r"de=1M is above its cap of 33\.9k.* el=1M is above its cap of 33\.6k",
+    ),
+    BadInput(
+        "allocate-loss-below-zero-before-the-cap",
+        "plan-allocate",
+        ("{ws}/bad/loss-below-zero.json", "--budget", "5k", "--out", "{ws}/allocate"),
+        r"The saturating law for 'de' predicts heldout_ce=-0\.\d+ at [0-9.]+k examples on the "
+        r"way to its cap .*, but heldout_ce is at least 0; refit it with plan-fit, or lower "
+        r"--max-epochs \(its cap is 33\.9k examples\)",
+        # CE = -0.2 + 7.7 (d + 60)**-0.4: 0.08 at the largest fitted size (4096), below 0 from
+        # 9.6k examples on, -0.08 at de's pool of 33.9k pairs.
+        prepare=lambda ws: _laws(
+            ws,
+            "loss-below-zero.json",
+            lambda raw: raw["languages"]["de"].update(
+                law="saturating",
+                params={"s_max": -0.2, "a": -1.5 * 60.0**0.4, "d0": 60.0, "alpha": 0.4},
+                fixed={},
+                stderr={},
+                draws={},
+                n_draws=0,
+                shared=[],
+                d_min=64.0,
+                d_max=4096.0,
+            ),
+        ),
+    ),
     # --- plan-sweep -------------------------------------------------------------------------
     BadInput(
         "sweep-write-data-unknown-allocator",

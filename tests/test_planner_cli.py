@@ -12,7 +12,8 @@ import pytest
 import yaml
 from test_planner_helpers import SCORE_LANGUAGES, write_loss_laws, write_score_laws
 
-from planner import Unit
+from muit_core import AllocationError
+from planner import Unit, pipeline
 from planner.cli import main, parse_budget
 
 
@@ -76,6 +77,29 @@ def test_budget_1m_writes_mixture_table_and_plots(
     for entry in baselines.values():
         assert entry["planner_gain"]["value"] >= -1e-9  # never worse than a heuristic
         assert sum(entry["examples"].values()) == 1_000_000
+
+
+def test_a_failing_run_leaves_the_earlier_outputs_byte_identical(
+    laws: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The last output of a second plan (the marginal-value plot) fails: none of it is written,
+    and no staging file is left behind."""
+    out = tmp_path / "plan"
+    assert main([str(laws), "--budget", "1M", "--out", str(out)]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert len(before) == 5
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise AllocationError("The marginal-value plot failed.")
+
+    monkeypatch.setattr(pipeline, "plot_marginal_value", fail)
+    capsys.readouterr()
+    assert main([str(laws), "--budget", "500k", "--out", str(out)]) == 1
+    assert "The marginal-value plot failed." in error_line(capsys.readouterr().err)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
 @pytest.mark.parametrize("spelling", ["1M", "1_000_000", "1e6", "1000k", "1000000"])
@@ -181,6 +205,21 @@ def test_robust_quantile_cli(laws: Path, capsys: pytest.CaptureFixture[str]) -> 
         ),
         (["--budget", "0"], r"--budget must be positive"),
         (["--budget", "-5"], r"--budget must be positive"),
+        (["--budget", "0.4"], r"--budget '0\.4' is less than one example .*e\.g\. --budget 1k"),
+        (
+            ["--budget", "1MM", "--max-epochs", "-1", "--seed", "x", "--weights", "el=0"],
+            r"Cannot read --budget='1MM'.* --max-epochs must be a positive number such as 1 or 4; "
+            r"got '-1'\. --seed must be a whole number.*got 'x'\.$",
+        ),
+        (
+            ["--budget", "1M", "--weights", "xx=2,el=abc"],
+            r"Unknown language 'xx' in --weights\. Known: .* Cannot read --weights el='abc'",
+        ),
+        (["--budget", "1M", "--languages", "el,sw,xx"], r"Unknown languages 'sw', 'xx' in --lan"),
+        (
+            ["--budget", "1M", "--weights", "el=0,hi=-1"],
+            r"--weights el=0 must be positive\. --weights hi=-1 must be positive\.$",
+        ),
         (["--budget", "1MM"], r"Cannot read --budget='1MM' as a number; write it like 1M"),
         (
             ["--budget", "1M", "--weights", "xx=2"],
