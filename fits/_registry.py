@@ -12,6 +12,7 @@ while fits run in other threads.
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -97,6 +98,8 @@ class LawInfo:
         needs: `needs(points)`, why the points cannot determine the law beyond having as many
             distinct sizes as parameters (`chinchilla`: 2 or more model sizes), or None.
         shareable: whether parameters may be shared across languages (`--share`).
+        positive: parameters that are positive whatever the data (exponents, offsets,
+            multipliers); a fit or a laws file with one at or below 0 is impossible.
         pooling: how a law fitted only across languages pools them; None for a per-language
             law.
     """
@@ -115,6 +118,7 @@ class LawInfo:
     needs: NeedsHook | None = None
     shareable: bool = True
     pooling: Pooling | None = None
+    positive: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         problems = []
@@ -134,6 +138,8 @@ class LawInfo:
             problems.append("a per-language law needs a start_grid")
         if self.pooling is not None and self.pooling.reference not in self.params:
             problems.append(f"pooling.reference {self.pooling.reference!r} is not a parameter")
+        if not set(self.positive) <= set(self.params):
+            problems.append(f"positive {self.positive} names no parameter of {self.params}")
         if problems:
             raise FitError(f"Invalid entry for the {self.name!r} law: {'; '.join(problems)}.")
 
@@ -146,6 +152,110 @@ class LawInfo:
     def across_models(self) -> bool:
         """Whether the law takes the model size, so runs of every model are fitted together."""
         return "n" in self.fixed
+
+    def impossible_reason(
+        self,
+        params: Mapping[str, float],
+        fixed: Mapping[str, float],
+        *,
+        higher_is_better: bool,
+        d_range: tuple[float, float] | None = None,
+        bounds: tuple[float | None, float | None] = (None, None),
+        metric: str = "the metric",
+    ) -> str | None:
+        """Why these parameters make no sense for this law, or None when they do.
+
+        Checked for any entry: every parameter and fixed input is present (and no other) and
+        finite, the `positive` ones are above 0, and over `d_range` (the fitted data sizes,
+        in examples) the law is finite, moves the metric in its good direction as `d` grows
+        (never worse with more data) and stays within `bounds` (the metric's lowest and
+        highest value, None for unbounded; 1% of the predictions' size plus 5% of their range
+        is allowed).
+
+        Returns:
+            A clause naming the parameter or the prediction at fault, for the caller's sentence.
+        """
+        missing = [name for name in (*self.params, *self.fixed) if name not in {**params, **fixed}]
+        if missing:
+            noun = "parameter" if len(missing) == 1 else "parameters"
+            return f"the {self.name} law's {noun} {_listed(missing)} {_is(missing)} missing"
+        unknown = [name for name in params if name not in self.params]
+        if unknown:
+            return (
+                f"{_listed(unknown)} {_is(unknown)} not a parameter of the {self.name} law "
+                f"({', '.join(self.params)})"
+            )
+        values = {**params, **fixed}
+        bad = [f"{name}={values[name]}" for name in values if not math.isfinite(values[name])]
+        if bad:
+            return f"{_listed(bad)} {_is(bad)} not a finite number"
+        negative = [f"{name}={params[name]:g}" for name in self.positive if params[name] <= 0]
+        if negative:
+            return f"the {self.name} law's {_listed(negative)} must be positive"
+        if d_range is None or not all(math.isfinite(x) for x in d_range):
+            return None
+        return self._impossible_curve(params, fixed, higher_is_better, d_range, bounds, metric)
+
+    def _impossible_curve(
+        self,
+        params: Mapping[str, float],
+        fixed: Mapping[str, float],
+        higher_is_better: bool,
+        d_range: tuple[float, float],
+        bounds: tuple[float | None, float | None],
+        metric: str,
+    ) -> str | None:
+        d_lo, d_hi = float(min(d_range)), float(max(d_range))
+        start = d_lo if d_lo > 0 else min(1.0, d_hi) if d_hi > 0 else 0.0
+        grid = np.geomspace(start, d_hi, _CURVE_POINTS) if 0 < start < d_hi else np.array([d_hi])
+        if d_lo <= 0 < d_hi:
+            grid = np.concatenate([[d_lo], grid])
+        with np.errstate(all="ignore"):
+            pred = np.asarray(self.func(grid, **params, **fixed), dtype=np.float64)
+        pred = np.broadcast_to(pred, grid.shape)
+        said = ", ".join(f"{name}={params[name]:.4g}" for name in self.params)
+        if not np.isfinite(pred).all():
+            at = int(np.argmax(~np.isfinite(pred)))
+            return f"the {self.name} law ({said}) predicts {pred[at]} at d={grid[at]:g}"
+        sign = 1.0 if higher_is_better else -1.0
+        tol = 1e-9 * max(1.0, float(np.abs(pred).max()))
+        best = np.maximum.accumulate(sign * pred)
+        drop = best - sign * pred
+        if drop.max() > tol:
+            worst = int(np.argmax(drop))
+            was = int(np.argmax(sign * pred[: worst + 1]))
+            way = "falls" if higher_is_better else "rises"
+            return (
+                f"the {self.name} law ({said}) {way} with data, {metric} going from "
+                f"{pred[was]:.4g} at d={grid[was]:g} to {pred[worst]:.4g} at d={grid[worst]:g}, "
+                f"the wrong way for a {'higher' if higher_is_better else 'lower'}-is-better metric"
+            )
+        # A fit to runs that sit at a bound (BLEU near 0 before tuning) may miss it by about
+        # the runs' noise; only a larger miss is a wrong law.
+        slack = 0.01 * float(np.abs(pred).max()) + 0.05 * float(np.ptp(pred))
+        lowest, highest = bounds
+        for limit, outside, word in (
+            (lowest, pred < (lowest or 0.0) - slack, "lowest"),
+            (highest, pred > (highest or 0.0) + slack, "highest"),
+        ):
+            if limit is not None and outside.any():
+                at = int(np.argmax(outside))
+                return (
+                    f"the {self.name} law ({said}) predicts {metric} {pred[at]:.4g} at "
+                    f"d={grid[at]:g}, beyond the {word} value it can take ({limit:g})"
+                )
+        return None
+
+
+_CURVE_POINTS = 64  # sizes the direction and bounds checks evaluate over the fitted range
+
+
+def _listed(names: list[str]) -> str:
+    return ", ".join(names)
+
+
+def _is(names: list[str]) -> str:
+    return "is" if len(names) == 1 else "are"
 
 
 _ENTRIES: dict[str, LawInfo] = {}

@@ -19,7 +19,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from fits.data import points_by_language, read_results, select_metric
+from fits.data import merge_duplicates, points_by_language, read_results, select_metric
 from fits.report import LEVEL, chosen_error
 from fits.result import read_laws
 from muit_core import DataError, format_count
@@ -97,7 +97,10 @@ def load_groups(sweep_dir: str | os.PathLike[str]) -> tuple[FitGroup, ...]:
     groups = []
     for path in paths:
         laws = read_laws(path)
-        rows = select_metric(frame, laws.metric, drop_nonfinite=True)
+        # A run given twice was averaged by `plan-fit --average-duplicates` (it refuses otherwise).
+        rows = merge_duplicates(
+            select_metric(frame, laws.metric, drop_nonfinite=True), average=True
+        )
         objective = laws.objective
         if objective is None:  # a laws file from elsewhere: only unambiguous with one objective
             present = sorted(rows["objective"].astype(str).unique())

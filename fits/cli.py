@@ -11,16 +11,19 @@ import argparse
 import dataclasses
 import json
 import logging
+import math
 import os
 import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 from threadpoolctl import threadpool_limits
 
 from fits.data import (
     group_keys,
+    merge_duplicates,
     metric_ceiling,
     metric_direction,
     points_by_language,
@@ -29,11 +32,12 @@ from fits.data import (
     sweep_record,
 )
 from fits.fitting import FitOptions
+from fits.laws import LAW_INFO
 from fits.pipeline import FitRequest, fit_all, law_choices
 from fits.plots import plot_language, plot_overview
 from fits.report import format_table, summary
-from fits.result import write_laws
-from muit_core import ConfigError, DataError, atomic_write_png, parse_count
+from fits.result import laws_to_json
+from muit_core import ConfigError, DataError, FitError, OutputSet, parse_count
 from muit_core.cli import add_common_flags, run_main
 
 if TYPE_CHECKING:
@@ -124,6 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip rows with NaN or inf values instead of failing",
     )
+    parser.add_argument(
+        "--average-duplicates",
+        action="store_true",
+        help="fit the mean of a run that appears more than once (same language, objective, "
+        "model, size and seed) instead of failing",
+    )
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument(
         "--format",
@@ -163,24 +173,50 @@ def _slug(text: str) -> str:
 
 
 def _write_plots(
-    laws_file: LawsFile, points: dict[str, Points], folder: Path, plan_max: float
+    outputs: OutputSet,
+    folder: str,
+    laws_file: LawsFile,
+    points: dict[str, Points],
+    plan_max: float,
 ) -> None:
     for code, fit in laws_file.fits.items():
-        atomic_write_png(
-            plot_language(fit, points.get(code), plan_max=plan_max), folder / f"{_slug(code)}.png"
+        outputs.write_png(
+            f"{folder}/{_slug(code)}.png", plot_language(fit, points.get(code), plan_max=plan_max)
         )
-    atomic_write_png(plot_overview(laws_file, points, plan_max=plan_max), folder / "overview.png")
-    log.info("Wrote %d plot(s) to %s", len(laws_file.fits) + 1, folder)
+    outputs.write_png(
+        f"{folder}/overview.png", plot_overview(laws_file, points, plan_max=plan_max)
+    )
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run `plan-fit` on parsed arguments; returns the exit code."""
+def _positive_count(text: str | None, option: str, example: str) -> float | None:
+    """A count option's value (None when not given), which must be above 0."""
+    if text is None:
+        return None
+    value = parse_count(text, what=option)
+    if value <= 0:
+        raise ConfigError(f"{option}={text!r} must be above 0; give a size such as {example}.")
+    return value
+
+
+def _request(args: argparse.Namespace) -> FitRequest:
+    """What to fit, from the arguments; every option is checked here, before any work."""
     if args.bootstrap < 0:
         raise ConfigError(f"--bootstrap must be >= 0; got {args.bootstrap}.")
+    if args.seed < 0:
+        raise ConfigError(f"--seed must be >= 0; got {args.seed}. Give a non-negative integer.")
+    if args.holdout < 1:
+        raise ConfigError(
+            f"--holdout must be 1 or more (the largest sizes held out to score "
+            f"extrapolation); got {args.holdout}."
+        )
+    if args.max_value is not None and not (math.isfinite(args.max_value) and args.max_value > 0):
+        raise ConfigError(
+            f"--max-value={args.max_value} must be a positive number, e.g. 100 for chrF."
+        )
     share = tuple(name.strip() for name in args.share.split(",") if name.strip())
-    model_size = parse_count(args.n_params, what="--n-params") if args.n_params else None
+    model_size = _positive_count(args.n_params, "--n-params", "135M")
     ceiling = args.max_value if args.max_value is not None else metric_ceiling(args.metric)
-    request = FitRequest(
+    return FitRequest(
         law=args.law,
         share=share,
         n_holdout=args.holdout,
@@ -188,12 +224,53 @@ def run(args: argparse.Namespace) -> int:
             n_bootstrap=args.bootstrap, seed=args.seed, model_size=model_size, ceiling=ceiling
         ),
     )
+
+
+def _refuse_nothing_fitted(
+    laws_file: LawsFile, points: dict[str, Points], label: str, n_groups: int
+) -> None:
+    """Raise when no language of a group has a usable fit, saying why and what to run."""
+    if any(fit.success for fit in laws_file.fits.values()):
+        return
+    others = (
+        " (or fit the other groups alone with --objective and --model)" if n_groups > 1 else ""
+    )
+    fewest = min(len(info.params) for info in LAW_INFO.values() if not info.pooled)
+    sizes = {code: np.unique(pts.d[pts.d > 0]) for code, pts in points.items()}
+    if all(found.size < fewest for found in sizes.values()):
+        listed = "; ".join(
+            f"{code}: {', '.join(f'{s:g}' for s in found) or 'none'}"
+            for code, found in sizes.items()
+        )
+        raise FitError(
+            f"No language of {label} could be fitted: every law needs {fewest} or more "
+            f"distinct data sizes above 0, and each language has fewer ({listed}); run the "
+            f"sweep at more sizes (grid.sizes), export it, then run plan-fit again{others}."
+        )
+    listed = "; ".join(f"{code}: {fit.message}" for code, fit in laws_file.fits.items())
+    raise FitError(
+        f"No language of {label} could be fitted ({listed}); fix those runs or try another "
+        f"--law, then run plan-fit again{others}."
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run `plan-fit` on parsed arguments; returns the exit code.
+
+    Every argument and the output folder are checked first, every group is fitted and
+    plotted next, and only then are the outputs put in place, all or none (`OutputSet`).
+    """
+    request = _request(args)
+    plan_max = _positive_count(args.plan_max, "--plan-max", "500k")
+    out_dir = args.out if args.out is not None else args.results_csv.parent / "fits"
+    OutputSet.check(out_dir)
     frame = read_results(args.results_csv)
     rows = select_metric(frame, args.metric, drop_nonfinite=args.drop_nonfinite)
+    rows = merge_duplicates(rows, average=args.average_duplicates)
     higher = metric_direction(frame, args.metric)
-    out_dir = args.out if args.out is not None else args.results_csv.parent / "fits"
     groups = _groups(rows, args, request)
-    outputs = []
+    plot_max = plan_max if plan_max is not None else 100.0 * float(rows["n_examples"].max())
+    fitted: list[tuple[str, LawsFile, dict[str, Points]]] = []
     for objective, model in groups:
         points = points_by_language(rows, objective, model)
         label = objective if model == "*" else f"{objective}/{model}"
@@ -207,31 +284,44 @@ def run(args: argparse.Namespace) -> int:
             objective=objective,
             model=None if model == "*" else model,
         )
+        _refuse_nothing_fitted(laws_file, points, f"{args.metric} ({label})", len(groups))
         group_rows = rows[rows["objective"].astype(str) == objective]
         if model != "*":
             group_rows = group_rows[group_rows["model"].astype(str) == model]
         laws_file = dataclasses.replace(
             laws_file, sweep=sweep_record(args.results_csv, group_rows)
         )
+        if args.average_duplicates:
+            settings = {**laws_file.settings, "average_duplicates": True}
+            laws_file = dataclasses.replace(laws_file, settings=settings)
         name = "laws" if len(groups) == 1 else f"laws_{_slug(objective)}_{_slug(model)}"
-        path = write_laws(laws_file, out_dir / f"{name}.json")
-        log.info("Wrote %s", path)
-        if not args.no_plots:
-            largest = float(rows["n_examples"].max())
-            plan_max = (
-                parse_count(args.plan_max, what="--plan-max") if args.plan_max else 100.0 * largest
-            )
-            plot_dir = out_dir / ("plots" if len(groups) == 1 else f"plots_{name[5:]}")
-            _write_plots(laws_file, points, plot_dir, plan_max)
-        outputs.append((laws_file, str(path)))
+        fitted.append((name, laws_file, points))
+    outputs_written: list[tuple[LawsFile, str]] = []
+    with OutputSet(out_dir) as outputs:
+        for name, laws_file, points in fitted:
+            path = outputs.write_text(f"{name}.json", laws_to_json(laws_file))
+            if not args.no_plots:
+                folder = "plots" if len(groups) == 1 else f"plots_{name[5:]}"
+                _write_plots(outputs, folder, laws_file, points, plot_max)
+            outputs_written.append((laws_file, str(path)))
+    for _, written in outputs_written:
+        log.info("Wrote %s", written)
+    if not args.no_plots:
+        n_plots = sum(len(laws_file.fits) + 1 for laws_file, _ in outputs_written)
+        log.info("Wrote %d plot(s) to %s", n_plots, out_dir)
     if args.format == "json":
-        payload = [summary(laws_file, path) for laws_file, path in outputs]
+        payload = [summary(laws_file, path) for laws_file, path in outputs_written]
         json.dump(payload[0] if len(payload) == 1 else payload, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        sys.stdout.write("\n".join(format_table(laws_file, path) for laws_file, path in outputs))
+        sys.stdout.write(
+            "\n".join(format_table(laws_file, path) for laws_file, path in outputs_written)
+        )
     failed = [
-        code for laws_file, _ in outputs for code, fit in laws_file.fits.items() if not fit.success
+        code
+        for laws_file, _ in outputs_written
+        for code, fit in laws_file.fits.items()
+        if not fit.success
     ]
     if failed:
         log.warning("No usable fit for %s; see the table's messages.", ", ".join(failed))

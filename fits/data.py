@@ -176,7 +176,10 @@ def _as_bool(value: Any) -> bool:
 def select_metric(
     frame: pd.DataFrame, metric: str, *, drop_nonfinite: bool = False
 ) -> pd.DataFrame:
-    """The rows of one metric, checked: finite values, non-negative sizes, positive models.
+    """The rows of one metric, checked: numbers, finite, sizes >= 0, whole seeds, in range.
+
+    Rows are named by their CSV line (`read_results` keeps the file's order; line 1 is the
+    header), with their language, size and seed.
 
     Args:
         frame: a table from `read_results`.
@@ -184,8 +187,11 @@ def select_metric(
         drop_nonfinite: drop rows with NaN or inf values (logged) instead of raising.
 
     Raises:
-        DataError: the metric is absent (the present ones are listed), or values are not
-            finite and `drop_nonfinite` is false, or sizes are negative.
+        DataError: the metric is absent (the present ones are listed), or a numeric column
+            holds text (the cells are named), or values are not finite and `drop_nonfinite`
+            is false, or sizes are negative, or seeds are not whole numbers, or values lie
+            outside what the metric can take (`muit_core.METRICS`: a negative cross-entropy,
+            a chrF above 100).
     """
     present = sorted(str(m) for m in frame["metric"].dropna().unique())
     if metric not in present:
@@ -194,7 +200,10 @@ def select_metric(
             "Pick one with --metric."
         )
     rows = frame.loc[frame["metric"] == metric].copy()
-    for column in ("value", "n_examples", "n_params"):
+    for column in NUMERIC_COLUMNS:
+        if column in rows.columns:
+            _refuse_text(rows, column)
+    for column in ("value", "n_examples", "n_params", "seed"):
         rows[column] = pd.to_numeric(rows[column], errors="coerce")
     bad = ~np.isfinite(rows[["value", "n_examples", "n_params"]].to_numpy(dtype=float)).all(axis=1)
     if bad.any():
@@ -213,9 +222,121 @@ def select_metric(
         raise DataError(
             f"Metric {metric!r} has rows with negative n_examples; sizes must be >= 0."
         )
+    seeds = rows["seed"]
+    if not (np.isfinite(seeds) & (seeds == seeds.round())).all():
+        odd = rows.loc[~(np.isfinite(seeds) & (seeds == seeds.round()))]
+        raise DataError(
+            f"{len(odd)} row(s) of {metric!r} have a seed that is not a whole number "
+            f"({_named(odd, 'seed')}); give each run's integer seed."
+        )
+    _refuse_out_of_range(rows, metric)
     if rows.empty:
         raise DataError(f"No usable rows of metric {metric!r} remain.")
     return rows
+
+
+NUMERIC_COLUMNS = ("value", "n_examples", "n_params", "seed", "n_available", "tokens_per_example")
+"""Columns that hold numbers; text in one of them is refused, naming the cell."""
+
+RUN_KEY = ("language", "objective", "model", "n_examples", "seed")
+"""What identifies one run within a metric: a results table holds each at most once."""
+
+
+def _line(index: Any) -> str:
+    """The CSV line of a row read by `read_results` (line 1 is the header)."""
+    return f"line {int(index) + 2}" if isinstance(index, int | np.integer) else f"row {index!r}"
+
+
+def _named(rows: pd.DataFrame, column: str, limit: int = 5) -> str:
+    """`de@64/seed 0: value -0.5 (line 9), ...` for the first `limit` rows."""
+    named = [
+        f"{row['language']}@{row['n_examples']}/seed {row['seed']}: {column} "
+        f"{_cell(row[column])} ({_line(index)})"
+        for index, row in rows.head(limit).iterrows()
+    ]
+    more = f" and {len(rows) - limit} more" if len(rows) > limit else ""
+    return ", ".join(named) + more
+
+
+def _cell(value: Any) -> str:
+    """A cell as the user typed it: text quoted, numbers plain."""
+    if isinstance(value, str):
+        return repr(value)
+    try:
+        return f"{float(value):g}"
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _refuse_text(rows: pd.DataFrame, column: str) -> None:
+    """Raise when a numeric column holds text (pandas reads NaN, inf and blanks as numbers)."""
+    raw = rows[column]
+    if pd.api.types.is_numeric_dtype(raw):
+        return
+    text = raw.notna() & pd.to_numeric(raw, errors="coerce").isna()
+    if text.any():
+        raise DataError(
+            f"The column {column!r} holds text that is not a number in {int(text.sum())} "
+            f"row(s) ({_named(rows.loc[text], column)}); write a number there."
+        )
+
+
+def _refuse_out_of_range(rows: pd.DataFrame, metric: str) -> None:
+    """Raise when values lie outside what the metric can take (`muit_core.METRICS`)."""
+    info = METRICS.get(metric)
+    if info is None:
+        return
+    outside = rows["value"].map(info.out_of_range).astype(bool)
+    if outside.any():
+        low = "-inf" if info.lowest is None else f"{info.lowest:g}"
+        high = "inf" if info.highest is None else f"{info.highest:g}"
+        raise DataError(
+            f"{int(outside.sum())} row(s) of {metric!r} lie outside the range it can take "
+            f"({low} to {high} {info.unit}): {_named(rows.loc[outside], 'value')}; fix or "
+            "remove them."
+        )
+
+
+def merge_duplicates(rows: pd.DataFrame, *, average: bool = False) -> pd.DataFrame:
+    """The rows of one metric with each run once: duplicates refused, or averaged if asked.
+
+    A run is its `RUN_KEY` (language, objective, model, size, seed). Two rows of the same run,
+    with equal or different values, would weigh that run twice in the fit.
+
+    Args:
+        rows: the rows of one metric, from `select_metric`.
+        average: replace each repeated run by one row holding the mean of its values (the
+            first row's other columns), instead of refusing them.
+
+    Raises:
+        DataError: a run appears more than once and `average` is false (they are named, with
+            their CSV lines and values).
+    """
+    keys = rows[list(RUN_KEY)].astype(str)
+    repeated = keys.duplicated(keep=False)
+    if not repeated.any():
+        return rows
+    groups = rows.loc[repeated].groupby([keys.loc[repeated, k] for k in RUN_KEY], sort=False)
+    if not average:
+        named = []
+        for _, group in list(groups)[:5]:
+            first = group.iloc[0]
+            lines = ", ".join(_line(i) for i in group.index)
+            values = ", ".join(f"{v:g}" for v in group["value"])
+            named.append(
+                f"{first['language']}@{first['n_examples']}/seed {first['seed']} of "
+                f"{first['objective']}/{first['model']} ({lines}: values {values})"
+            )
+        more = f" and {groups.ngroups - 5} more" if groups.ngroups > 5 else ""
+        metric = rows["metric"].iloc[0]
+        raise DataError(
+            f"{groups.ngroups} run(s) of {metric!r} appear more than once: "
+            f"{'; '.join(named)}{more}; remove the extra rows, or pass --average-duplicates "
+            "to fit each run's mean value."
+        )
+    log.warning("Averaging %d repeated run(s) (--average-duplicates)", groups.ngroups)
+    means = rows.groupby([keys[k] for k in RUN_KEY], sort=False)["value"].transform("mean")
+    return rows.assign(value=means).loc[~keys.duplicated(keep="first")]
 
 
 def group_keys(rows: pd.DataFrame, *, by_model: bool = True) -> list[tuple[str, str]]:

@@ -14,6 +14,7 @@ import numpy as np
 
 from fits.laws import law_info
 from fits.result import FitResult
+from muit_core import METRICS
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -113,7 +114,10 @@ def assemble_result(
 ) -> FitResult:
     """Build a `FitResult` with residual diagnostics and flags.
 
-    The fit succeeds when every parameter and every fitted prediction is finite.
+    The fit succeeds when every parameter and every fitted prediction is finite and the
+    parameters make sense for the metric (`LawInfo.impossible_reason`: positive exponents,
+    the metric never worse with more data over the fitted sizes, predictions within its
+    bounds there); otherwise it is recorded as failed, with the reason.
     """
     fixed = fixed or {}
     info = law_info(law)
@@ -126,6 +130,19 @@ def assemble_result(
             residuals = (pred - usable.y) / max(float(np.abs(usable.y).max()), 1e-12)
     rms = float(np.sqrt(np.mean(residuals**2))) if residuals.size else math.nan
     finite = all(math.isfinite(v) for v in params.values()) and bool(np.isfinite(pred).all())
+    why = None
+    if finite and usable.d.size:
+        known = METRICS.get(metric)
+        why = info.impossible_reason(
+            params,
+            fixed,
+            higher_is_better=higher_is_better,
+            d_range=(float(usable.d.min()), float(usable.d.max())),
+            bounds=(known.lowest, known.highest) if known is not None else (None, None),
+            metric=metric,
+        )
+    if why:
+        message = "; ".join(m for m in (message, f"rejected: {why}") if m)
     flags = data_flags(points, higher_is_better)
     if rms > NOISY_RMS:
         flags.append("noisy")
@@ -159,7 +176,7 @@ def assemble_result(
         n_points=len(usable),
         d_min=float(usable_d.min()),
         d_max=float(usable_d.max()),
-        success=finite,
+        success=finite and not why,
         message=message if finite else (message or "the fit did not produce finite values"),
         draws={k: tuple(v.tolist()) for k, v in kept.items()},
         data=points.data,

@@ -15,7 +15,8 @@ its `d0` term, which lets the untuned model's zero-data point sit on the curve.
 
 Each law is registered with its entry (`LawInfo`, see `fits._registry`): formula, parameter
 names, boxes, start grid, partial derivatives, fixed inputs, zero-data behaviour, pooling,
-whether `--law auto` tries it, its simpler fallback and what it needs to be fittable. This
+whether `--law auto` tries it, its simpler fallback, what it needs to be fittable and which
+parameters must be positive (`LawInfo.impossible_reason` checks fits and laws files). This
 module is where the rest of `fits` reads the registry from (`LAW_INFO`, `LAWS`, `law_info`),
 and where a plug-in adds a law (`register_law`).
 """
@@ -190,6 +191,7 @@ BUILTIN_LAWS = (
         partials=derivatives.power_partials,
         candidate=True,
         simpler="loglinear",
+        positive=("beta",),
     ),
     LawInfo(
         "saturating",
@@ -202,6 +204,7 @@ BUILTIN_LAWS = (
         uses_zero_data=True,
         candidate=True,
         simpler="power",
+        positive=("d0", "alpha"),
     ),
     LawInfo(
         "loglinear",
@@ -227,6 +230,7 @@ BUILTIN_LAWS = (
             starts=hooks.similarity_starts,
             rebase=hooks.similarity_rebase,
         ),
+        positive=("alpha", "gamma"),
     ),
     LawInfo(
         "chinchilla",
@@ -241,6 +245,7 @@ BUILTIN_LAWS = (
         simpler=None,
         needs=hooks.chinchilla_needs,
         shareable=False,
+        positive=("a", "alpha", "b", "beta"),
     ),
 )
 """The built-in laws, registered in this order (the order of the `--law` choices)."""

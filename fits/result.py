@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fits.laws import LAW_INFO, LAWS
-from muit_core import DataError, FitError, atomic_write_text
+from muit_core import METRICS, DataError, FitError, atomic_write_text
 
 if TYPE_CHECKING:
     import os
@@ -208,7 +208,10 @@ class FitResult:
         """Rebuild a `FitResult` from `to_dict()` output.
 
         Raises:
-            DataError: a required key is missing or has the wrong type.
+            DataError: a required key is missing or has the wrong type, or a successful fit's
+                parameters are impossible (`LawInfo.impossible_reason`: one missing or not
+                finite, an exponent at or below 0, the metric getting worse with more data
+                over the fitted sizes).
         """
         required = ("language", "law", "params", "metric", "higher_is_better", "success")
         missing = [key for key in required if key not in entry]
@@ -218,7 +221,7 @@ class FitResult:
             )
         try:
             fixed = {k.lower(): _unclean(v) for k, v in dict(entry.get("fixed") or {}).items()}
-            return cls(
+            fit = cls(
                 language=str(entry["language"]),
                 law=str(entry["law"]),
                 params={k: _unclean(v) for k, v in dict(entry["params"]).items()},
@@ -242,6 +245,21 @@ class FitResult:
         except (TypeError, ValueError, AttributeError) as err:
             language = entry.get("language", "?")
             raise DataError(f"The laws-file entry for {language!r} is malformed: {err}.") from err
+        if fit.success:
+            known = METRICS.get(fit.metric)
+            why = LAW_INFO[fit.law].impossible_reason(
+                fit.params,
+                fit.fixed,
+                higher_is_better=fit.higher_is_better if known is None else known.higher_is_better,
+                d_range=(fit.d_min, fit.d_max),
+                metric=fit.metric,
+            )
+            if why:
+                raise DataError(
+                    f"The laws file's {fit.law} fit for {fit.language!r} is impossible: {why}; "
+                    "re-run plan-fit on the results table to rewrite it."
+                )
+        return fit
 
 
 def _json_safe(value: Any) -> Any:
@@ -324,6 +342,14 @@ class LawsFile:
             raise DataError(f"The laws file lacks {', '.join(missing)}; rewrite it with plan-fit.")
         if not isinstance(payload["languages"], dict):
             raise DataError("The laws file's 'languages' must map language codes to entries.")
+        metric, higher = str(payload["metric"]), payload["higher_is_better"]
+        known = METRICS.get(metric)
+        if known is not None and bool(higher) != known.higher_is_better:
+            raise DataError(
+                f"The laws file says higher_is_better={higher!r} for {metric}, which is "
+                f"{'higher' if known.higher_is_better else 'lower'}-is-better; re-run plan-fit "
+                "on the results table to rewrite it."
+            )
         return cls(
             metric=str(payload["metric"]),
             higher_is_better=bool(payload["higher_is_better"]),
@@ -362,7 +388,9 @@ def read_laws(path: str | os.PathLike[str]) -> LawsFile:
     """Read a laws file written by `write_laws` (or `plan-fit`).
 
     Raises:
-        DataError: the file is missing, is not JSON, or is not a `muit-laws/1` file.
+        DataError: the file is missing, is not JSON, or is not a `muit-laws/1` file, or it
+            says something impossible (see `FitResult.from_dict`; a known metric's direction
+            flipped).
     """
     target = Path(path)
     if not target.is_file():

@@ -87,6 +87,139 @@ CASES: list[BadInput] = [
         ("{ws}/results.csv", "--out", "{ws}/results.csv"),
         r"--out '.*results.csv' is a file, not a folder",
     ),
+    BadInput(
+        "fit-out-below-a-file",
+        "plan-fit",
+        ("{ws}/results.csv", "--out", "{ws}/results.csv/fits"),
+        r"Cannot write to --out '.*results.csv/fits' \('.*results.csv' is not a folder",
+    ),
+    BadInput(
+        "fit-seed-negative",
+        "plan-fit",
+        ("{ws}/results.csv", "--out", "{ws}/fits", "--seed", "-1"),
+        r"--seed must be >= 0; got -1",
+    ),
+    BadInput(
+        "fit-holdout-zero",
+        "plan-fit",
+        ("{ws}/results.csv", "--out", "{ws}/fits", "--holdout", "0"),
+        r"--holdout must be 1 or more .*; got 0",
+    ),
+    BadInput(
+        "fit-negative-cross-entropy",
+        "plan-fit",
+        ("{ws}/bad/negative-ce.csv", "--out", "{ws}/fits"),
+        r"1 row\(s\) of 'heldout_ce' lie outside the range it can take \(0 to inf nats/token\): "
+        r"de@0/seed 0: value -0.5 \(line 2\); fix or remove them",
+        lambda ws: _results(
+            ws, "negative-ce.csv", lambda f: f.assign(value=f["value"].where(f.index != 0, -0.5))
+        ),
+    ),
+    BadInput(
+        "fit-chrf-above-100",
+        "plan-fit",
+        ("{ws}/bad/chrf-120.csv", "--metric", "chrf", "--out", "{ws}/fits"),
+        r"1 row\(s\) of 'chrf' lie outside the range it can take \(0 to 100 chrF\): "
+        r"de@0/seed 0: value 120 \(line 3\)",
+        lambda ws: _results(
+            ws, "chrf-120.csv", lambda f: f.assign(value=f["value"].where(f.index != 1, 120.0))
+        ),
+    ),
+    BadInput(
+        "fit-text-in-value",
+        "plan-fit",
+        ("{ws}/bad/text.csv", "--out", "{ws}/fits", "--drop-nonfinite"),
+        r"column 'value' holds text that is not a number in 1 row\(s\) \(de@0/seed 0: value "
+        r"'abc' \(line 2\)\); write a number there",
+        lambda ws: _results(
+            ws,
+            "text.csv",
+            lambda f: f.assign(value=f["value"].astype(object).where(f.index != 0, "abc")),
+        ),
+    ),
+    BadInput(
+        "fit-duplicate-row",
+        "plan-fit",
+        ("{ws}/bad/duplicate.csv", "--out", "{ws}/fits"),
+        r"1 run\(s\) of 'heldout_ce' appear more than once: de@0/seed 0 of "
+        r"sft/SmolLM2-135M-Instruct \(line 2, line \d+: values ([\d.]+), \1\); remove the extra "
+        r"rows, or pass --average-duplicates",
+        lambda ws: _results(ws, "duplicate.csv", lambda f: pd.concat([f, f.iloc[[0]]])),
+    ),
+    BadInput(
+        "fit-conflicting-row",
+        "plan-fit",
+        ("{ws}/bad/conflict.csv", "--out", "{ws}/fits"),
+        r"1 run\(s\) of 'heldout_ce' appear more than once: de@0/seed 0 .* values [\d.]+, 9.9\)",
+        lambda ws: _results(
+            ws, "conflict.csv", lambda f: pd.concat([f, f.iloc[[0]].assign(value=9.9)])
+        ),
+    ),
+    BadInput(
+        "fit-one-size-per-language",
+        "plan-fit",
+        ("{ws}/bad/one-size.csv", "--out", "{ws}/fits"),
+        r"No language of heldout_ce \(sft/SmolLM2-135M-Instruct\) could be fitted: every law "
+        r"needs 2 or more distinct data sizes above 0, and each language has fewer \(de: 64; "
+        r"el: 64; hi: 64\); run the sweep at more sizes",
+        lambda ws: _results(ws, "one-size.csv", lambda f: f[f["n_examples"].isin([0, 64])]),
+    ),
+    # The laws file: `fits.read_laws` refuses it, so `plan-allocate` (its reader) says why.
+    BadInput(
+        "laws-negative-exponent",
+        "plan-allocate",
+        ("{ws}/bad/negative-exponent.json", "--budget", "10k", "--out", "{ws}/allocate"),
+        r"power fit for 'de' is impossible: the power law's beta=-0.45 must be positive; "
+        r"re-run plan-fit",
+        lambda ws: _laws(
+            ws,
+            "negative-exponent.json",
+            lambda raw: _first_language(raw).update(
+                law="power", params={"e": 1.8, "b": 40.0, "beta": -0.45}, draws={}, stderr={}
+            ),
+        ),
+    ),
+    BadInput(
+        "laws-flipped-slope",
+        "plan-allocate",
+        ("{ws}/bad/flipped-slope.json", "--budget", "10k", "--out", "{ws}/allocate"),
+        r"loglinear fit for 'de' is impossible: the loglinear law \(a=2, b=0.1\) rises with "
+        r"data, heldout_ce going from .* the wrong way for a lower-is-better metric; re-run",
+        lambda ws: _laws(
+            ws,
+            "flipped-slope.json",
+            lambda raw: _first_language(raw).update(
+                law="loglinear", params={"a": 2.0, "b": 0.1}, draws={}, stderr={}, d_min=64.0
+            ),
+        ),
+    ),
+    BadInput(
+        "laws-parameter-deleted",
+        "plan-allocate",
+        ("{ws}/bad/deleted.json", "--budget", "10k", "--out", "{ws}/allocate"),
+        r"loglinear fit for 'de' is impossible: the loglinear law's parameter a is missing; "
+        r"re-run plan-fit",
+        lambda ws: _laws(
+            ws,
+            "deleted.json",
+            lambda raw: _first_language(raw).update(
+                law="loglinear", params={"b": -0.2}, draws={}, stderr={}, d_min=64.0
+            ),
+        ),
+    ),
+    BadInput(
+        "laws-parameter-null",
+        "plan-allocate",
+        ("{ws}/bad/null.json", "--budget", "10k", "--out", "{ws}/allocate"),
+        r"power fit for 'de' is impossible: e=nan is not a finite number; re-run plan-fit",
+        lambda ws: _laws(
+            ws,
+            "null.json",
+            lambda raw: _first_language(raw).update(
+                law="power", params={"e": None, "b": 40.0, "beta": 0.45}, draws={}, stderr={}
+            ),
+        ),
+    ),
     # --- plan-allocate ----------------------------------------------------------------------
     BadInput(
         "allocate-budget-below-one-example",

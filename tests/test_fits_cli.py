@@ -139,3 +139,79 @@ def test_user_errors_are_one_line_and_exit_1(
         "(`plan-fit --help` lists the options; --debug shows the traceback)"
     )
     assert "usage:" not in err  # one sentence and a pointer, not the whole usage
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_a_run_that_fails_while_plotting_leaves_every_earlier_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    frame = synthetic_results(languages=("de", "hi"), metrics=("heldout_ce",))
+    path = tmp_path / "results.csv"
+    frame.to_csv(path, index=False)
+    out = tmp_path / "fits"
+    assert main([str(path), "--bootstrap", "5", "--out", str(out)]) == 0
+    before = snapshot(out)
+
+    def broken_overview(*args: object, **kwargs: object) -> object:
+        raise MemoryError("no room for the overview")
+
+    monkeypatch.setattr("fits.cli.plot_overview", broken_overview)
+    with pytest.raises(MemoryError):
+        main([str(path), "--bootstrap", "5", "--seed", "3", "--out", str(out)])
+    assert snapshot(out) == before  # laws.json and the language plots are the earlier ones
+
+
+def test_one_size_per_language_is_an_error_naming_the_sizes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    frame = synthetic_results(languages=("de", "hi"), sizes=(0, 64), metrics=("heldout_ce",))
+    path = tmp_path / "results.csv"
+    frame.to_csv(path, index=False)
+    assert main([str(path), "--bootstrap", "0", "--no-plots"]) == 1
+    err = capsys.readouterr().err
+    assert (
+        "plan-fit: error: No language of heldout_ce (sft/SmolLM2-135M-Instruct) could be "
+        "fitted: every law needs 2 or more distinct data sizes above 0, and each language has "
+        "fewer (de: 64; hi: 64); run the sweep at more sizes (grid.sizes), export it, then run "
+        "plan-fit again."
+    ) in err
+    assert "pooled" not in err
+    assert not (tmp_path / "fits").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--seed", "-1"], "--seed must be >= 0; got -1."),
+        (["--holdout", "0"], "--holdout must be 1 or more"),
+        (["--n-params", "0"], "--n-params='0' must be above 0; give a size such as 135M."),
+        (["--plan-max", "0", "--no-plots"], "--plan-max='0' must be above 0"),
+        (["--max-value", "nan"], "--max-value=nan must be a positive number"),
+        (["--out", "{csv}/fits"], "is not a folder you can write to"),
+    ],
+)
+def test_every_argument_is_checked_before_anything_is_read_or_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    path = tmp_path / "results.csv"
+    path.write_text("not read: the arguments fail first\n")
+    argv = [arg.replace("{csv}", str(path)) for arg in args]
+    assert main([str(path), "--bootstrap", "0", *argv]) == 1
+    assert message in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.csv"]
+
+
+def test_duplicates_are_averaged_only_when_asked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    frame = synthetic_results(languages=("de", "hi"), metrics=("heldout_ce",))
+    path = tmp_path / "results.csv"
+    pd.concat([frame, frame.iloc[[3]]]).to_csv(path, index=False)
+    argv = [str(path), "--bootstrap", "0", "--no-plots"]
+    assert main(argv) == 1
+    assert "appear more than once" in capsys.readouterr().err
+    assert main([*argv, "--average-duplicates"]) == 0
+    assert read_laws(tmp_path / "fits" / "laws.json").fits["de"].success

@@ -10,6 +10,8 @@ import pytest
 
 from fits.data import (
     REQUIRED_COLUMNS,
+    Points,
+    merge_duplicates,
     metric_direction,
     points_by_language,
     read_results,
@@ -122,3 +124,84 @@ def test_noisy_non_monotone_and_below_base_points_still_fit_with_flags(
     fit = fit_law(noisy, "saturating", higher_is_better=True, options=FitOptions(n_bootstrap=0))
     assert fit.success
     assert {"below_base", "non_monotone", "noisy"} <= set(fit.diagnostics["flags"])
+
+
+def read_back(frame: pd.DataFrame, tmp_path: Path) -> pd.DataFrame:
+    """`frame` as `plan-fit` sees it: written to CSV and read with `read_results`."""
+    return read_results(write(frame, tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("column", "text"), [("value", "abc"), ("n_examples", "64k"), ("seed", "one")]
+)
+def test_text_in_a_numeric_column_is_named_with_its_line(
+    frame: pd.DataFrame, tmp_path: Path, column: str, text: str
+) -> None:
+    broken = frame.astype({column: object})
+    broken.loc[3, column] = text
+    table = read_back(broken, tmp_path)
+    with pytest.raises(DataError, match=rf"column '{column}' holds text .*'{text}' \(line 5\)"):
+        select_metric(table, str(frame.loc[3, "metric"]), drop_nonfinite=True)
+
+
+@pytest.mark.parametrize(
+    ("metric", "value", "bound"), [("heldout_ce", -0.5, "0 to inf"), ("chrf", 120.0, "0 to 100")]
+)
+def test_values_outside_the_metric_range_are_refused_naming_the_rows(
+    frame: pd.DataFrame, tmp_path: Path, metric: str, value: float, bound: str
+) -> None:
+    broken = frame.copy()
+    index = int(broken.index[broken["metric"] == metric][4])
+    broken.loc[index, "value"] = value
+    row = broken.loc[index]
+    with pytest.raises(
+        DataError,
+        match=rf"1 row\(s\) of '{metric}' lie outside the range it can take \({bound} .*"
+        rf"{row['language']}@{row['n_examples']}/seed {row['seed']}: value {value:g} "
+        rf"\(line {index + 2}\)",
+    ):
+        select_metric(read_back(broken, tmp_path), metric)
+
+
+@pytest.mark.parametrize("change", [0.0, 0.3], ids=["equal", "conflicting"])
+def test_a_run_given_twice_is_refused_or_averaged_when_asked(
+    frame: pd.DataFrame, tmp_path: Path, change: float
+) -> None:
+    rows = frame[frame["metric"] == "heldout_ce"]
+    extra = rows.iloc[[5]].assign(value=rows.iloc[5]["value"] + change)
+    table = read_back(pd.concat([rows, extra], ignore_index=True), tmp_path)
+    selected = select_metric(table, "heldout_ce")
+    first = rows.iloc[5]
+    with pytest.raises(
+        DataError,
+        match=rf"1 run\(s\) of 'heldout_ce' appear more than once: "
+        rf"{first['language']}@{first['n_examples']}/seed {first['seed']} of "
+        rf"sft/SmolLM2-135M-Instruct \(line 7, line {len(rows) + 2}: values .*--average-dup",
+    ):
+        merge_duplicates(selected)
+    merged = merge_duplicates(selected, average=True)
+    assert len(merged) == len(rows)
+    assert merged.loc[5, "value"] == pytest.approx(first["value"] + change / 2)
+    clean = select_metric(read_back(rows, tmp_path), "heldout_ce")
+    assert merge_duplicates(clean) is clean
+
+
+def test_a_fit_that_worsens_with_data_fails_with_the_reason() -> None:
+    d = np.array([64.0, 128.0, 256.0, 512.0] * 2)
+    rising_loss = Points("de", d, 2.0 + 0.1 * np.log(d), np.repeat([0, 1], 4), np.ones(8))
+    fit = fit_law(
+        rising_loss,
+        "loglinear",
+        higher_is_better=False,
+        metric="heldout_ce",
+        options=FitOptions(n_bootstrap=0),
+    )
+    assert not fit.success
+    assert "rejected: the loglinear law" in fit.message and "rises with data" in fit.message
+    sizes = np.array([10.0, 100.0, 1000.0, 10_000.0])
+    # On a straight line in log(d) that starts below 0 chrF: a fit cannot make it possible.
+    chrf = Points("de", sizes, -20.0 + 10.0 * np.log10(sizes), np.zeros(4, int), np.ones(4))
+    below = fit_law(
+        chrf, "loglinear", higher_is_better=True, metric="chrf", options=FitOptions(n_bootstrap=0)
+    )
+    assert not below.success and "beyond the lowest value it can take (0)" in below.message

@@ -83,3 +83,59 @@ def test_analytic_partials_match_finite_differences(name: str) -> None:
         moved = {**values, param: values[param] + step}
         numeric = (LAWS[name](d, **moved, **fixed) - LAWS[name](d, **values, **fixed)) / step
         np.testing.assert_allclose(parts[j], numeric, rtol=1e-4, atol=1e-9, err_msg=param)
+
+
+# A sensible loss law per entry (lower is better, d from 64 to 4096), and a parameter of it.
+SENSIBLE_LOSS = {
+    "power": ({"e": 1.8, "b": 40.0, "beta": 0.45}, {}),
+    "saturating": ({"s_max": 1.8, "a": -20.0, "d0": 50.0, "alpha": 0.4}, {}),
+    "loglinear": ({"a": 4.0, "b": -0.2}, {}),
+    "similarity": ({"s_max": 1.8, "a": -20.0, "alpha": 0.4, "gamma": 0.5}, {}),
+    "chinchilla": (
+        {"e": 1.817, "a": 482.0, "alpha": 0.348, "b": 2085.0, "beta": 0.366},
+        {"n": 1.35e8},
+    ),
+}
+
+
+def reason(name: str, params: dict[str, float], fixed: dict[str, float]) -> str | None:
+    return LAW_INFO[name].impossible_reason(
+        params, fixed, higher_is_better=False, d_range=(64.0, 4096.0), bounds=(0.0, None)
+    )
+
+
+@pytest.mark.parametrize("name", sorted(SENSIBLE_LOSS))
+def test_a_sensible_law_is_possible_and_each_broken_parameter_is_named(name: str) -> None:
+    params, fixed = SENSIBLE_LOSS[name]
+    assert reason(name, params, fixed) is None
+    first = LAW_INFO[name].params[0]
+    missing = {k: v for k, v in params.items() if k != first}
+    assert reason(name, missing, fixed) == f"the {name} law's parameter {first} is missing"
+    assert f"{first}=nan is not a finite number" in (
+        reason(name, {**params, first: float("nan")}, fixed) or ""
+    )
+    for positive in LAW_INFO[name].positive:
+        why = reason(name, {**params, positive: -0.3}, fixed)
+        assert why == f"the {name} law's {positive}=-0.3 must be positive"
+
+
+def test_every_exponent_is_declared_positive() -> None:
+    exponents = {"beta", "alpha", "gamma", "d0"}
+    for name, info in LAW_INFO.items():
+        assert set(info.positive) == exponents & set(info.params) | (
+            {"a", "b"} if name == "chinchilla" else set()
+        ), name
+
+
+def test_a_law_moving_the_wrong_way_or_out_of_bounds_is_named() -> None:
+    rising = reason("loglinear", {"a": 2.0, "b": 0.1}, {})
+    assert rising is not None
+    assert rising.startswith("the loglinear law (a=2, b=0.1) rises with data, the metric going")
+    assert "lower-is-better" in rising
+    negative = reason("loglinear", {"a": 1.0, "b": -0.5}, {})
+    assert negative is not None and "beyond the lowest value it can take (0)" in negative
+    # Outside the fitted range is the allocator's business: no range, no curve check.
+    no_range = LAW_INFO["loglinear"].impossible_reason(
+        {"a": 2.0, "b": 0.1}, {}, higher_is_better=False, d_range=None
+    )
+    assert no_range is None

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -154,3 +156,57 @@ def test_read_laws_errors(tmp_path: Path, content: str | None, match: str) -> No
         path.write_text(content)
     with pytest.raises(DataError, match=match):
         read_laws(path)
+
+
+Change = Callable[[dict[str, Any]], None]
+
+
+def _break_de(change: Change) -> Change:
+    def apply(payload: dict[str, Any]) -> None:
+        change(payload["languages"]["de"])
+
+    return apply
+
+
+def _set(key: str, name: str, value: object) -> Change:
+    return _break_de(lambda entry: entry[key].__setitem__(name, value))
+
+
+def _flip_to_rising_loglinear(entry: dict[str, Any]) -> None:
+    entry.update(law="loglinear", params={"a": 2.0, "b": 0.1}, draws={}, stderr={})
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (_set("params", "beta", -0.45), r"the power law's beta=-0.45 must be positive"),
+        (_break_de(lambda e: e["params"].pop("e")), r"the power law's parameter e is missing"),
+        (_set("params", "b", None), r"b=nan is not a finite number"),
+        (_set("params", "zeta", 1.0), r"zeta is not a parameter of the power law"),
+        (
+            _break_de(_flip_to_rising_loglinear),
+            r"the loglinear law \(a=2, b=0.1\) rises with data, heldout_ce going from 2.416 at "
+            r"d=64 to 2.832 at d=4096, the wrong way for a lower-is-better metric",
+        ),
+        (
+            lambda payload: payload.update(higher_is_better=True),
+            r"higher_is_better=True for heldout_ce, which is lower-is-better",
+        ),
+    ],
+    ids=["negative-exponent", "missing", "null", "unknown", "flipped-slope", "flipped-direction"],
+)
+def test_read_laws_refuses_an_impossible_law(tmp_path: Path, change: Change, match: str) -> None:
+    path = write_laws(
+        LawsFile(metric="heldout_ce", higher_is_better=False, fits={"de": power_fit()}),
+        tmp_path / "laws.json",
+    )
+    assert read_laws(path).fits["de"].success
+    payload = json.loads(path.read_text())
+    change(payload)
+    path.write_text(json.dumps(payload))
+    with pytest.raises(DataError, match=match) as caught:
+        read_laws(path)
+    message = str(caught.value)
+    if "fit for" in message:
+        assert message.startswith("The laws file's ") and "fit for 'de' is impossible: " in message
+    assert message.endswith("re-run plan-fit on the results table to rewrite it.")
