@@ -29,6 +29,7 @@ from fits.data import (
     points_by_language,
     read_results,
     select_metric,
+    select_study,
     sweep_record,
 )
 from fits.fitting import FitOptions
@@ -111,6 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--objective", default=None, help="fit only runs of this objective (sft, dft)"
     )
     parser.add_argument("--model", default=None, help="fit only runs of this base model")
+    parser.add_argument(
+        "--study",
+        default=None,
+        help="fit only runs of this sweep study (the `study` column), when the table has several",
+    )
     parser.add_argument(
         "--n-params",
         default=None,
@@ -264,7 +270,7 @@ def run(args: argparse.Namespace) -> int:
     plan_max = _positive_count(args.plan_max, "--plan-max", "500k")
     out_dir = args.out if args.out is not None else args.results_csv.parent / "fits"
     OutputSet.check(out_dir)
-    frame = read_results(args.results_csv)
+    frame = select_study(read_results(args.results_csv), args.study)
     rows = select_metric(frame, args.metric, drop_nonfinite=args.drop_nonfinite)
     rows = merge_duplicates(rows, average=args.average_duplicates)
     higher = metric_direction(frame, args.metric)

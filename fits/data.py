@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from muit_core import METRICS, DataError
+from muit_core import METRICS, ConfigError, DataError
 
 if TYPE_CHECKING:
     import os
@@ -411,3 +411,35 @@ def sweep_record(results_csv: Path, rows: pd.DataFrame) -> dict[str, Any] | None
         return None
     spec = (record.get("studies") or {}).get(studies[0]) if isinstance(record, dict) else None
     return {"study": studies[0], "spec": spec} if isinstance(spec, dict) else None
+
+
+def select_study(frame: pd.DataFrame, study: str | None) -> pd.DataFrame:
+    """The rows of one sweep study (`--study`), or all rows when that is unambiguous.
+
+    A table `plan-sweep export` wrote holds every study of its sweep folder (one per spec
+    setting, e.g. two directions). Runs of different studies with the same objective and model
+    are different experiments, not repeats: fitting them together needs `--study`.
+
+    Raises:
+        ConfigError: `study` is not in the table, or it is needed and missing.
+    """
+    if "study" not in frame.columns:
+        if study is not None:
+            raise ConfigError(f"--study {study!r}: the table has no study column; drop --study.")
+        return frame
+    studies = frame["study"].astype(str)
+    if study is not None:
+        if study not in set(studies):
+            known = ", ".join(sorted(set(studies)))
+            raise ConfigError(f"No runs of --study {study!r} in the table; it has: {known}.")
+        return frame[studies == study]
+    per_group = frame.assign(_study=studies).groupby(["objective", "model"])["_study"].unique()
+    for key, names in per_group.items():
+        if len(names) > 1:
+            listed = ", ".join(sorted(map(str, names)))
+            group = "/".join(map(str, key)) if isinstance(key, tuple) else str(key)
+            raise ConfigError(
+                f"The table holds {len(names)} sweep studies for {group} ({listed}), "
+                "different settings of the sweep; fit one with --study NAME."
+            )
+    return frame

@@ -19,7 +19,7 @@ from fits.data import (
 )
 from fits.fitting import FitOptions, fit_languages, fit_law
 from fits.synthetic import synthetic_results
-from muit_core import DataError, FitError
+from muit_core import ConfigError, DataError, FitError
 
 
 @pytest.fixture
@@ -205,3 +205,19 @@ def test_a_fit_that_worsens_with_data_fails_with_the_reason() -> None:
         chrf, "loglinear", higher_is_better=True, metric="chrf", options=FitOptions(n_bootstrap=0)
     )
     assert not below.success and "beyond the lowest value it can take (0)" in below.message
+
+
+def test_select_study_keeps_one_study_and_refuses_a_mix() -> None:
+    import pandas as pd
+
+    from fits.data import select_study
+    from fits.synthetic import synthetic_results
+
+    table = synthetic_results(languages=("de",))
+    two = pd.concat([table.assign(study="a"), table.assign(study="b")])
+    assert len(select_study(two, "a")) == len(table)
+    with pytest.raises(ConfigError, match=r"2 sweep studies .*--study NAME"):
+        select_study(two, None)
+    dft = table.assign(study="b", objective="dft")  # another objective: not a mix
+    assert len(select_study(pd.concat([table.assign(study="a"), dft]), None)) == 2 * len(table)
+    assert select_study(table, None) is table  # no study column
