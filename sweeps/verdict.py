@@ -155,6 +155,51 @@ def band_coverage(table: pd.DataFrame, metric: str) -> tuple[int, int]:
     return int(inside.sum()), len(rows)
 
 
+def independence_gap(table: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Per language: how far the MuIT runs landed from what the language's own law predicts
+    for its own examples (actual - predicted, mean over allocators and seeds), against the
+    seed noise (the standard deviation over seeds, pooled over allocators; NaN with one seed).
+
+    The laws are fitted on runs that train one language alone, so a gap beyond the noise is
+    what the other languages in the mixture did to this one (transfer when it is in the good
+    direction, interference otherwise). Columns: language, gap, seed_sd, beyond_noise.
+    """
+    rows = primary(table, metric).dropna(subset=["predicted"])
+    rows = rows.assign(error=rows["value"] - rows["predicted"])
+    out = []
+    for language, mine in rows.groupby("language", sort=False):
+        spreads = mine.groupby("allocator")["value"].std(ddof=1).dropna()
+        seed_sd = float(np.sqrt((spreads**2).mean())) if len(spreads) else math.nan
+        gap = float(mine["error"].mean())
+        beyond = not math.isnan(seed_sd) and abs(gap) > 2 * seed_sd
+        out.append({"language": language, "gap": gap, "seed_sd": seed_sd, "beyond_noise": beyond})
+    return pd.DataFrame(out, columns=["language", "gap", "seed_sd", "beyond_noise"])
+
+
+def _gap_line(table: pd.DataFrame, metric: str, higher_is_better: bool) -> str:
+    gaps = independence_gap(table, metric)
+    if gaps.empty:
+        return "Independence gap: no predictions to compare."
+    better = gaps["gap"] > 0 if higher_is_better else gaps["gap"] < 0
+    parts = ", ".join(
+        f"{r['language']} {r['gap']:+.3f}"
+        + ("" if math.isnan(r["seed_sd"]) else f" (sd {r['seed_sd']:.3f})")
+        for r in _records(gaps)
+    )
+    n_beyond = int(gaps["beyond_noise"].sum())
+    noise = (
+        f"beyond twice the seed noise in {n_beyond} of {len(gaps)}"
+        if gaps["seed_sd"].notna().any()
+        else "no seed noise to compare with (one seed)"
+    )
+    return (
+        "Independence gap (actual minus each language's own law at its own examples; the "
+        f"laws know nothing of the other languages in the mixture): {parts}. "
+        f"{int(better.sum())} of {len(gaps)} languages did better than their own law "
+        f"predicts; {noise}."
+    )
+
+
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return [{str(k): v for k, v in row.items()} for row in frame.to_dict("records")]
 
@@ -235,6 +280,8 @@ def format_verdict(
         f"predicted 90% band ({inside / total:.0%})."
         if total
         else "Band coverage: no bands.",
+        "",
+        _gap_line(table, metric, higher_is_better),
     ]
     return "\n".join(parts)
 

@@ -12,6 +12,7 @@ from sweeps.verdict import (
     band_coverage,
     format_verdict,
     gains,
+    independence_gap,
     objective_summary,
     per_language,
     plot_objectives,
@@ -72,6 +73,17 @@ def test_per_language_error_and_band() -> None:
     assert el["inside"] == pytest.approx(0.5)  # 2.0 is below the band, 2.2 inside
     # Inside: planner el 2.2, hi 3.0; uniform hi 3.1 -> 3 of 8.
     assert band_coverage(table(), "heldout_ce") == (3, 8)
+
+
+def test_independence_gap_per_language() -> None:
+    gaps = independence_gap(table(), "heldout_ce").set_index("language")
+    # el: values 2.0, 2.2, 2.3, 2.3 against 2.1 -> mean error +0.1; seed sd: planner 0.141,
+    # uniform 0 -> pooled sqrt((0.02 + 0) / 2) = 0.1.
+    assert gaps.loc["el", "gap"] == pytest.approx(0.1)
+    assert gaps.loc["el", "seed_sd"] == pytest.approx(0.1)
+    assert not gaps.loc["el", "beyond_noise"]
+    text = format_verdict(table(), "heldout_ce", False, {})
+    assert "Independence gap" in text and "el +0.100 (sd 0.100)" in text
 
 
 def test_one_seed_has_no_noise_estimate() -> None:
