@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from muit_core import ConfigError
+from muit_core import ConfigError, LedgerError
 from muit_core.cli import add_common_flags, run_main
 from sweeps.cli_mixture import add_mixture_commands
 from sweeps.corpus import DEFAULT_SOURCE, load_pools, source_help
@@ -31,6 +31,7 @@ from sweeps.slurm import parse_slurm_options, submit_workers
 from sweeps.spec import SweepSpec, load_spec, spec_to_dict
 from sweeps.sweep import (
     check_grid,
+    check_results_path,
     export_results,
     grid_cells,
     make_run_cell,
@@ -195,15 +196,36 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 
 def _ledger_for(args: argparse.Namespace) -> Ledger:
-    """The ledger named by a SPEC or by --storage/--study (its `config` names the study and the
-    sweep folder)."""
+    """The existing ledger named by a SPEC or by --storage/--study (its `config` names the study
+    and the sweep folder); a study that was never launched is an error, and nothing is
+    created."""
     if args.spec:
-        return open_ledger(load_spec(args.spec, args.overrides), args.storage)
+        return open_ledger(load_spec(args.spec, args.overrides), args.storage, create=False)
     if not (args.storage and args.study):
         raise ConfigError(
             "Name the sweep: give a SPEC (e.g. `demo`), or both --storage URL and --study NAME."
         )
-    return Ledger.open(LedgerConfig(args.storage, args.study, Path(args.sweep_dir or ".")))
+    config = LedgerConfig(args.storage, args.study, Path(args.sweep_dir or "."))
+    return Ledger.open(config, create=False)
+
+
+_SLURM_COUNTS = ("workers", "time", "gpus", "cpus")  # --slurm items that are whole numbers
+
+
+def _slurm_options(text: str) -> dict[str, str]:
+    """`--slurm` parsed and its counts checked, before anything is enqueued."""
+    options = parse_slurm_options(text)
+    bad = [
+        f"{key}={options[key]!r}"
+        for key in _SLURM_COUNTS
+        if key in options and not (options[key].isdigit() and int(options[key]) > 0)
+    ]
+    if bad:
+        raise ConfigError(
+            f"--slurm {', '.join(bad)} must be positive whole numbers; write e.g. "
+            "--slurm partition=gpu,workers=8,time=720."
+        )
+    return options
 
 
 def cmd_launch(args: argparse.Namespace) -> int:
@@ -220,6 +242,13 @@ def cmd_launch(args: argparse.Namespace) -> int:
         spec.train.method,
     )
     log.debug("resolved spec: %s", json.dumps(spec_to_dict(spec), sort_keys=True))
+    # Every argument is checked before the grid is enqueued.
+    if args.workers is not None and args.workers < 0:
+        raise ConfigError(
+            f"--workers={args.workers} is negative; give 0 to only enqueue the grid, or the "
+            "number of local worker processes to run."
+        )
+    options = _slurm_options(args.slurm) if args.slurm else None
     caps = check_grid(spec)
     log.info("training pools: %s", ", ".join(f"{k} {v}" for k, v in caps.items()))
     ledger = open_ledger(spec, args.storage)
@@ -233,8 +262,7 @@ def cmd_launch(args: argparse.Namespace) -> int:
         added,
     )
     factory = functools.partial(make_run_cell, spec_to_dict(spec))
-    if args.slurm:
-        options = parse_slurm_options(args.slurm)
+    if options is not None:
         jobs = submit_workers(
             options.pop("partition", None),
             int(options.pop("workers", spec.ledger.workers)),
@@ -324,10 +352,28 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """Write results.csv (one row per finished run and metric) for plan-fit."""
+    """Write results.csv (one row per finished run and metric) for plan-fit.
+
+    The study's rows replace its own earlier rows there; other studies' rows are kept.
+    """
+    if args.out:
+        check_results_path(Path(args.out))
     ledger = _ledger_for(args)
     path = Path(args.out) if args.out else ledger.config.sweep_dir / "results.csv"
-    table = export_results(ledger, ledger.config.study_name, path)
+    check_results_path(path)
+    records = ledger.records()
+    if not any(r.state is RunState.DONE for r in records):
+        counts = ", ".join(
+            f"{sum(r.state is state for r in records)} {state.value}"
+            for state in RunState
+            if any(r.state is state for r in records)
+        )
+        raise LedgerError(
+            f"Study {ledger.config.study_name!r} has no finished runs yet ({counts or 'no cells'}"
+            f"), so there is nothing to export and {str(path)!r} is left as it is; run its "
+            "cells first (`plan-sweep worker`, or `plan-sweep launch SPEC`)."
+        )
+    table = export_results(ledger, ledger.config.study_name, path, allow_fewer=args.allow_fewer)
     runs = table.drop_duplicates(["language", "n_examples", "seed", "model", "objective"])
     print(f"wrote {path}: {len(runs)} runs, {len(table)} rows")
     return 0
@@ -441,6 +487,11 @@ def build_parser() -> argparse.ArgumentParser:
             target.add_argument("--format", choices=("table", "json"), default="table")
         if name == "export":
             target.add_argument("--out", help="CSV path (default: SWEEP_DIR/results.csv)")
+            target.add_argument(
+                "--allow-fewer",
+                action="store_true",
+                help="replace the study's rows even where the table held more of them",
+            )
     add_mixture_commands(sub)
     return parser
 

@@ -55,8 +55,10 @@ from optuna.trial import FrozenTrial, TrialState
 from muit_core import LedgerError
 from sweeps._ledger_storage import (
     DEFAULT_JOURNAL_NAME,
+    QueueLocks,
     claim_guard,
     open_study,
+    queue_guard,
     storage_errors,
 )
 from sweeps._ledger_trials import (
@@ -106,10 +108,10 @@ _log = logging.getLogger(__name__)
 class Ledger:
     """The shared record of a sweep: enqueue cells, hand them to workers, read the results.
 
-    Safe to use from many processes and machines at once, except `enqueue`, which one process
-    (`plan-sweep launch`) should call at a time: concurrent enqueues can duplicate cells (a
-    worker then skips the duplicate). Build it with `Ledger.open`; run its cells with
-    `sweeps.worker.run_worker`.
+    Safe to use from many processes and machines at once, `enqueue` included on the PostgreSQL,
+    journal-file, SQLite and memory storages (it holds a lock in the database or beside the
+    file; see `sweeps._ledger_storage.queue_guard`). Build it with `Ledger.open`; run its cells
+    with `sweeps.worker.run_worker`.
 
     Attributes:
         config: the settings it was opened with.
@@ -122,50 +124,56 @@ class Ledger:
         storage: BaseStorage,
         config: LedgerConfig,
         *,
-        claim_lock: Path | None,
+        locks: QueueLocks,
     ) -> None:
         self._study = study
         self._storage = storage
         self.config = config
-        self._claim_lock = claim_lock
+        self._locks = locks
+        self._claim_lock: Path | None = locks.claim
         self.worker_name = f"{socket.gethostname()}:{os.getpid()}"
 
     @classmethod
-    def open(cls, config: LedgerConfig) -> Ledger:
-        """Open (creating if needed) the study `config.study_name` in the config's storage.
+    def open(cls, config: LedgerConfig, *, create: bool = True) -> Ledger:
+        """Open the study `config.study_name` in the config's storage, creating it if `create`.
 
-        Creates the sweep folder if missing.
+        A journal or SQLite file is created (with its folder) when missing, if `create`; a
+        storage that fails to open leaves nothing behind.
 
         Raises:
             ConfigError: an unknown URL scheme.
-            LedgerError: the storage cannot be reached or opened.
+            LedgerError: the storage cannot be reached or opened; with `create=False`, the
+                study is not there (the message lists the studies that are).
         """
-        study, storage, claim_lock = open_study(config)
-        return cls(study, storage, config, claim_lock=claim_lock)
+        study, storage, locks = open_study(config, create=create)
+        return cls(study, storage, config, locks=locks)
 
     # --- queue -------------------------------------------------------------------------------
 
     def enqueue(self, cells: Sequence[AnyCell], *, retry_failed: bool = False) -> int:
-        """Add the cells that are not yet waiting, running or done; not for concurrent use.
+        """Add the cells that are not yet waiting, running or done.
 
         A cell whose last attempt failed with retries left gets its retry; one that used up its
-        retries stays failed unless `retry_failed`, which gives it `max_retries` more.
+        retries stays failed unless `retry_failed`, which gives it `max_retries` more. Launches
+        from several processes or machines at once add each cell once: the read and the writes
+        happen under the storage's enqueue lock.
 
         Returns:
             How many trials were added.
         """
-        by_cell = self._trials_by_cell()
-        added = 0
-        for cell in dict.fromkeys(cells):
-            trials = by_cell.get(cell, [])
-            if any(STATE[t.state] != RunState.FAILED for t in trials):
-                continue
-            left = int(trials[-1].user_attrs.get("retries_left", 0)) if trials else 0
-            if trials and left == 0 and not retry_failed:
-                continue
-            retries = left - 1 if left > 0 else self.config.max_retries
-            self._add_trial(cell, attempt=len(trials) + 1, retries_left=retries)
-            added += 1
+        with queue_guard(self._storage, self._locks, self.config.study_name):
+            by_cell = self._trials_by_cell()
+            added = 0
+            for cell in dict.fromkeys(cells):
+                trials = by_cell.get(cell, [])
+                if any(STATE[t.state] != RunState.FAILED for t in trials):
+                    continue
+                left = int(trials[-1].user_attrs.get("retries_left", 0)) if trials else 0
+                if trials and left == 0 and not retry_failed:
+                    continue
+                retries = left - 1 if left > 0 else self.config.max_retries
+                self._add_trial(cell, attempt=len(trials) + 1, retries_left=retries)
+                added += 1
         return added
 
     def claim_next(self) -> Claim | None:
@@ -355,15 +363,17 @@ class Ledger:
         return True
 
     def _fail_and_retry(self, trial_id: int, attrs: Mapping[str, Any]) -> bool:
-        # Only the process whose FAIL lands queues the retry, so a cell never gets two.
-        if not self._finish_trial(trial_id, TrialState.FAIL, attrs):
-            return False
-        trial = self._storage.get_trial(trial_id)
-        left = int(trial.user_attrs.get("retries_left", 0))
-        if left > 0:
-            cell = cell_from_dict(trial.user_attrs["cell"])
-            attempt = int(trial.user_attrs.get("attempt", 1)) + 1
-            self._add_trial(cell, attempt=attempt, retries_left=left - 1)
+        # Only the process whose FAIL lands queues the retry, so a cell never gets two; the
+        # enqueue lock keeps a launch from seeing the failure before its retry is queued.
+        with queue_guard(self._storage, self._locks, self.config.study_name):
+            if not self._finish_trial(trial_id, TrialState.FAIL, attrs):
+                return False
+            trial = self._storage.get_trial(trial_id)
+            left = int(trial.user_attrs.get("retries_left", 0))
+            if left > 0:
+                cell = cell_from_dict(trial.user_attrs["cell"])
+                attempt = int(trial.user_attrs.get("attempt", 1)) + 1
+                self._add_trial(cell, attempt=attempt, retries_left=left - 1)
         return True
 
     def _rescue(self, claim: Claim, attrs: Mapping[str, Any]) -> RunRecord:

@@ -230,6 +230,12 @@ def _check_values(spec: SweepSpec, problems: list[str]) -> None:
         problems.append(f"grid.sizes={list(spec.grid.sizes)} must be positive whole numbers")
     if not spec.grid.seeds or not spec.grid.models:
         problems.append("grid.seeds and grid.models must each list at least one value")
+    if any(seed < 0 for seed in spec.grid.seeds):
+        problems.append(f"grid.seeds={list(spec.grid.seeds)} must be non-negative whole numbers")
+    if spec.ledger.max_retries < 0:
+        problems.append(
+            f"ledger.max_retries={spec.ledger.max_retries!r} must be 0 (no retries) or more"
+        )
     if spec.objective == "dft" and spec.data.direction == "en-x" and not spec.data.general_data:
         problems.append(
             "objective='dft' needs X -> English examples (a query in X with its English "

@@ -1,9 +1,14 @@
 """A sweep as a whole: its grid of cells, its ledger, and its results table.
 
 `plan-sweep launch` calls `open_ledger`, `check_grid`, `grid_cells` and `Ledger.enqueue` once,
-then runs workers; `plan-sweep export` calls `results_table`. Workers on other machines rebuild
+then runs workers; `plan-sweep export` calls `export_results`. Workers on other machines rebuild
 the spec from the copy stored in the ledger (`spec_from_ledger`), so they need only the
 storage URL and the study name.
+
+One results.csv holds every study exported into it (an SFT and a DFT study of one folder, say):
+`export_results` replaces only the rows of its own study (the `study` column) and keeps the
+others' rows as they were, and it refuses to replace a study's rows with fewer than the table
+held unless told to.
 
 Each run records the pair filter its pools were built with (`attrs["pair_filter"]`, written by
 `sweeps.run`); the export reads that back rather than re-validating the run's stored config, so
@@ -12,12 +17,15 @@ a spec key renamed later does not break exporting an older ledger.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import io
 import json
 import logging
 import multiprocessing
-from collections.abc import Callable, Mapping
+import os
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -101,11 +109,12 @@ def ledger_config(spec: SweepSpec, storage: str | None = None) -> LedgerConfig:
     )
 
 
-def open_ledger(spec: SweepSpec, storage: str | None = None) -> Ledger:
-    """Open the spec's ledger (`ledger_config`; creating the study) and store the resolved spec
-    in it."""
-    ledger = Ledger.open(ledger_config(spec, storage))
-    ledger.set_study_attr("spec", spec_to_dict(spec))
+def open_ledger(spec: SweepSpec, storage: str | None = None, *, create: bool = True) -> Ledger:
+    """Open the spec's ledger (`ledger_config`). With `create`, create the study if needed and
+    store the resolved spec in it; without, the study must exist (`Ledger.open`)."""
+    ledger = Ledger.open(ledger_config(spec, storage), create=create)
+    if create:
+        ledger.set_study_attr("spec", spec_to_dict(spec))
     return ledger
 
 
@@ -207,29 +216,126 @@ def results_table(ledger: Ledger, study_name: str) -> pd.DataFrame:
 
 
 SWEEP_RECORD = "sweep.json"  # beside results.csv: each study's resolved spec, for plan-fit
+_SORT_COLUMNS = ["language", "model", "objective", "n_examples", "seed", "metric"]
+_NEEDED_COLUMNS = ("language", "n_examples", "metric", "value")
 
 
-def export_results(ledger: Ledger, study_name: str, path: Path) -> pd.DataFrame:
-    """Write `results_table` to `path` atomically; return the table.
+def check_results_path(path: Path, option: str = "--out") -> None:
+    """Raise `ConfigError` now if a results table could not be written at `path`.
 
-    Beside it, `sweep.json` records the study's resolved spec (`{"format", "studies": {name:
-    spec}}`, other studies' entries kept), which `plan-fit` carries into the laws file and
-    `plan-allocate` into the mixture, so `plan-sweep validate` trains as the sweep did.
+    Creates nothing; `plan-sweep export` calls it before it opens the ledger.
     """
+    if path.is_dir():
+        raise ConfigError(
+            f"{option} {str(path)!r} is a folder; give the CSV file to write, e.g. "
+            f"{str(path / 'results.csv')!r}."
+        )
+    existing = next(p for p in path.absolute().parents if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"Cannot write {option} {str(path)!r}: {str(existing)!r} is not a folder you can "
+            "write to; give another path."
+        )
+
+
+def export_results(
+    ledger: Ledger, study_name: str, path: Path, *, allow_fewer: bool = False
+) -> pd.DataFrame:
+    """Merge the study's `results_table` into the table at `path`, atomically; return it.
+
+    Rows of other studies at `path` are kept as they were (their text is not rewritten); the
+    study's own rows are replaced. Beside it, `sweep.json` records the study's resolved spec
+    (`{"format", "studies": {name: spec}}`, other studies' entries kept), which `plan-fit`
+    carries into the laws file and `plan-allocate` into the mixture, so `plan-sweep validate`
+    trains as the sweep did. Exports into one folder from several processes at once take
+    turns (a lock on the folder).
+
+    Args:
+        ledger: the open ledger.
+        study_name: the study whose finished runs are exported.
+        path: the CSV file.
+        allow_fewer: replace the study's rows even if the table held more of them than the
+            ledger has now (a different ledger, or a cleared one); refused otherwise.
+
+    Raises:
+        ConfigError: `path` is a folder or cannot be written.
+        LedgerError: the table at `path` is not a results table, or it holds more rows of the
+            study than the export would write (without `allow_fewer`); nothing is written then.
+    """
+    check_results_path(path)
     table = results_table(ledger, study_name)
-    buffer = io.StringIO()
-    table.to_csv(buffer, index=False)
-    atomic_write_text(path, buffer.getvalue())
-    spec = ledger.study_attr("spec")
-    if isinstance(spec, dict):
-        record_path = path.parent / SWEEP_RECORD
-        try:
-            record = json.loads(record_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            record = {}
-        studies = record.get("studies") if isinstance(record, dict) else None
-        studies = dict(studies) if isinstance(studies, dict) else {}
-        studies[study_name] = spec
-        text = json.dumps({"format": "muit-sweep/1", "studies": studies}, indent=2) + "\n"
-        atomic_write_text(record_path, text)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _folder_lock(path.parent):
+        atomic_write_text(path, _merged_csv(path, study_name, table, allow_fewer=allow_fewer))
+        spec = ledger.study_attr("spec")
+        if isinstance(spec, dict):
+            record_path = path.parent / SWEEP_RECORD
+            try:
+                record = json.loads(record_path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                record = {}
+            studies = record.get("studies") if isinstance(record, dict) else None
+            studies = dict(studies) if isinstance(studies, dict) else {}
+            studies[study_name] = spec
+            text = json.dumps({"format": "muit-sweep/1", "studies": studies}, indent=2) + "\n"
+            atomic_write_text(record_path, text)
     return table
+
+
+def _merged_csv(path: Path, study_name: str, table: pd.DataFrame, *, allow_fewer: bool) -> str:
+    """The CSV text of the table at `path` with `study_name`'s rows replaced by `table`'s."""
+    new_text = table.to_csv(index=False)
+    try:
+        old = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except FileNotFoundError:
+        return new_text  # the first export: the table as it is
+    except (OSError, ValueError) as err:  # pandas' parser errors are ValueErrors
+        raise LedgerError(
+            f"{str(path)!r} exists but cannot be read as a results table ({err}); move it "
+            "away or give another --out."
+        ) from None
+    missing = [c for c in _NEEDED_COLUMNS if c not in old.columns]
+    if missing:
+        raise LedgerError(
+            f"{str(path)!r} exists but is not a results table (no {', '.join(missing)} "
+            "column); move it away or give another --out."
+        )
+    own = old["study"].eq(study_name) if "study" in old.columns else pd.Series(False, old.index)
+    if len(table) < int(own.sum()) and not allow_fewer:
+        raise LedgerError(
+            f"Exporting study {study_name!r} would replace its {int(own.sum())} rows in "
+            f"{str(path)!r} with {len(table)}: the ledger holds fewer finished runs than were "
+            "exported there before (another --storage?); check the storage, or pass "
+            "--allow-fewer to replace them."
+        )
+    # Both sides as the text pandas writes, so other studies' rows come back unchanged.
+    new = pd.read_csv(io.StringIO(new_text), dtype=str, keep_default_na=False)
+    columns = [*new.columns, *(c for c in old.columns if c not in new.columns)]
+    merged = pd.concat([old[~own], new], ignore_index=True).reindex(columns=columns)
+    merged = merged.fillna("").sort_values(_SORT_COLUMNS, key=_sort_key, kind="stable")
+    if len(old) - int(own.sum()):
+        log.info(
+            "%s: %d rows of study %s, %d rows of other studies kept.",
+            *(path, len(new), study_name, len(old) - int(own.sum())),
+        )
+    return str(merged.to_csv(index=False))
+
+
+def _sort_key(column: pd.Series) -> pd.Series:
+    if column.name in ("n_examples", "seed"):
+        return pd.to_numeric(column, errors="coerce")
+    return column
+
+
+@contextlib.contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `folder` (a file lock on the folder itself: no lock file)."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as err:  # a file system without flock on folders: go on unlocked
+            log.debug("No lock on %s (%s); exporting without one.", folder, err)
+        yield
+    finally:
+        os.close(fd)

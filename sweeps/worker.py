@@ -6,8 +6,10 @@ module runs them). `run_worker_process` is the body of one worker process, whate
 `run_local_workers` starts N of them here. All take the ledger's settings as one `LedgerConfig`.
 
 While `run_cell` runs in the worker's main thread, a daemon thread writes a heartbeat to the
-ledger every `config.heartbeat_interval_s`; if the process dies, the beats stop and, after the
-grace period, any other worker fails the run as stale and queues its retry (see `sweeps.ledger`).
+ledger every `config.heartbeat_interval_s`, and with each beat fails the runs of other workers
+whose heartbeats stopped, queueing their retries (see `sweeps.ledger`). So if a worker process
+dies, its cell is back in the queue within about one beat after its grace period, whatever the
+other workers are running; an idle worker checks as often.
 An exception from `run_cell` fails the run with `Type: message` and the loop goes on; Ctrl-C or
 SIGTERM fails it as interrupted (which uses up a retry too, so a cell that always outlives its
 job cannot loop forever) and stops the worker. Each finished run logs one line, e.g.
@@ -162,13 +164,20 @@ def _run_one(ledger: Ledger, claim: Claim, run_cell: RunCell) -> RunRecord:
 
 @contextlib.contextmanager
 def _heartbeat(ledger: Ledger, claim: Claim) -> Iterator[None]:
-    """Beat for `claim` from a daemon thread while the block runs."""
+    """Beat for `claim` from a daemon thread while the block runs; each beat also fails the
+    runs of dead workers (the main thread only checks between cells, which may be hours)."""
     stop = threading.Event()
 
     def beat() -> None:
         while not stop.wait(ledger.config.heartbeat_interval_s):
             try:
                 alive = ledger.heartbeat(claim)
+                if n_stale := ledger.fail_stale():
+                    _log.warning(
+                        "Failed %d run(s) whose worker stopped sending heartbeats; their retries "
+                        "are queued.",
+                        n_stale,
+                    )
             except Exception as err:  # a storage hiccup must not end the beats; the next retries
                 _log.warning("Heartbeat for %s failed: %s", claim.cell.key, err)
                 continue

@@ -77,3 +77,15 @@ def test_dft_with_english_queries_only_is_rejected_at_load() -> None:
     with pytest.raises(ConfigError, match=r"set data\.direction to 'x-en' or 'both'"):
         load_spec("smoke", ["objective='dft'"])
     assert load_spec("smoke", ["objective='dft'", "data.direction='x-en'"]).objective == "dft"
+
+
+def test_every_ledger_problem_is_reported_at_once() -> None:
+    """`ledger.heartbeat_s=0 ledger.max_retries=-1` once reported only the first (the retries
+    were checked later, by the ledger); a negative seed failed later still, at the grid."""
+    with pytest.raises(ConfigError) as caught:
+        load_spec("smoke", ["ledger.heartbeat_s=0", "ledger.max_retries=-1", "grid.seeds=[-1]"])
+    message = str(caught.value)
+    assert message.startswith("3 problem(s)")
+    for fragment in ("ledger.heartbeat_s=0", "ledger.max_retries=-1", "grid.seeds=[-1]"):
+        assert fragment in message
+    assert load_spec("smoke", ["ledger.max_retries=0"]).ledger.max_retries == 0

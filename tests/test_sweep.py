@@ -4,17 +4,28 @@ The `smoke_sweep` fixture (conftest.py) runs it once per test session."""
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from muit_core import ConfigError
+from muit_core import ConfigError, LedgerError
 from sweeps import cli
 from sweeps.ledger import Cell, CellOutcome, Ledger, LedgerConfig
 from sweeps.pairs import PairFilter
 from sweeps.spec import load_spec, spec_from_dict, spec_to_dict
-from sweeps.sweep import RESULTS_COLUMNS, check_grid, grid_cells, results_table
+from sweeps.sweep import (
+    EXTRA_COLUMNS,
+    RESULTS_COLUMNS,
+    check_grid,
+    export_results,
+    grid_cells,
+    results_table,
+)
 
 
 def test_grid_has_base_and_every_size() -> None:
@@ -107,10 +118,20 @@ def test_unreachable_storage_is_one_line(capsys: pytest.CaptureFixture[str]) -> 
     assert err[0].startswith("plan-sweep: error: Cannot open the ledger storage")
 
 
-def test_a_dft_cell_runs_end_to_end(tmp_path: Path) -> None:
-    """The DFT objective through `run_cell`: its data, loss and metrics land in results.csv."""
+def test_a_dft_cell_runs_end_to_end_beside_the_sft_results(
+    smoke_sweep: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The DFT objective through `run_cell`: its data, loss and metrics land in results.csv,
+    beside the SFT study's rows already there (a DFT launch used to leave its rows only), and
+    `export` of the SFT spec, which this folder's ledger does not hold, is refused instead of
+    writing "0 runs, 0 rows" over the table."""
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    for name in ("results.csv", "sweep.json"):
+        shutil.copy(smoke_sweep / name, sweep / name)
+    sft_lines = (sweep / "results.csv").read_text().splitlines()
     overrides = [
-        f"out_dir={str(tmp_path / 'sweep')!r}",
+        f"out_dir={str(sweep)!r}",
         "objective='dft'",
         "data.direction='x-en'",
         "data.languages=['el']",
@@ -118,9 +139,105 @@ def test_a_dft_cell_runs_end_to_end(tmp_path: Path) -> None:
         "grid.include_base=False",
     ]
     assert cli.main(["launch", "smoke", *overrides]) == 0
-    table = pd.read_csv(tmp_path / "sweep" / "results.csv")
-    assert set(table.objective) == {"dft"} and set(table.n_examples) == {16}
-    assert table.set_index("metric").loc["heldout_ce", "value"] > 0
+    text = (sweep / "results.csv").read_text()
+    assert set(sft_lines[1:]) <= set(text.splitlines()[1:])  # kept byte for byte
+    table = pd.read_csv(sweep / "results.csv")
+    dft = table[table.objective == "dft"]
+    assert len(table) == len(sft_lines) - 1 + len(dft) and set(dft.n_examples) == {16}
+    assert dft.set_index("metric").loc["heldout_ce", "value"] > 0
+    assert set(table.study) == {
+        load_spec("smoke").study_name(),
+        load_spec("smoke", overrides).study_name(),
+    }
+    studies = json.loads((sweep / "sweep.json").read_text())["studies"]
+    assert set(studies) == set(table.study)
+
+    capsys.readouterr()
+    assert cli.main(["export", "smoke", f"out_dir={str(sweep)!r}"]) == 1
+    error = capsys.readouterr().err.splitlines()[0]
+    assert f"No study {load_spec('smoke').study_name()!r}" in error
+    assert "(objective dft)" in error
+    assert (sweep / "results.csv").read_text() == text
+
+
+def _finished_ledger(folder: Path, study: str, cells: list[Cell]) -> Ledger:
+    ledger = Ledger.open(LedgerConfig("memory://", study, folder))
+    ledger.set_study_attr("spec", {"name": study})
+    ledger.enqueue(cells)
+    while (claim := ledger.claim_next()) is not None:
+        metrics = {"chrf": 30.0 + claim.cell.n_examples / 7, "heldout_ce": 2.0 / 3}
+        ledger.finish(claim, CellOutcome(metrics, {"n_params": 135_000_000}), 1.0)
+    return ledger
+
+
+def test_export_merges_studies_and_refuses_to_shrink_one(tmp_path: Path) -> None:
+    """Two studies share one results.csv: each export replaces its own rows only, keeps the
+    other's lines byte for byte, and never replaces a study's rows with fewer unless told."""
+    path = tmp_path / "results.csv"
+    sft = [Cell("el", n, 0, "m", "sft") for n in (0, 16, 32)]
+    dft = [Cell("el", n, 0, "m", "dft") for n in (16, 32)]
+    export_results(_finished_ledger(tmp_path, "s-sft", sft), "s-sft", path)
+    alone = path.read_text()
+    export_results(_finished_ledger(tmp_path, "s-dft", dft), "s-dft", path)
+    both = path.read_text()
+    assert set(alone.splitlines()) <= set(both.splitlines())
+    table = pd.read_csv(path)
+    assert Counter(table.study) == {"s-sft": 6, "s-dft": 4}
+    assert list(table.columns) == [*RESULTS_COLUMNS, *EXTRA_COLUMNS]  # no column gained
+    record = json.loads((tmp_path / "sweep.json").read_text())["studies"]
+    assert set(record) == {"s-sft", "s-dft"}
+
+    export_results(_finished_ledger(tmp_path, "s-sft", sft), "s-sft", path)
+    assert path.read_text() == both  # re-exporting the same runs changes nothing
+
+    fewer = _finished_ledger(tmp_path, "s-sft", sft[:1])
+    with pytest.raises(LedgerError, match=r"would replace its 6 rows .* with 2.*--allow-fewer"):
+        export_results(fewer, "s-sft", path)
+    assert path.read_text() == both
+    export_results(fewer, "s-sft", path, allow_fewer=True)
+    assert Counter(pd.read_csv(path).study) == {"s-sft": 2, "s-dft": 4}
+
+    (tmp_path / "other.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(LedgerError, match=r"is not a results table \(no language"):
+        export_results(fewer, "s-sft", tmp_path / "other.csv")
+    assert (tmp_path / "other.csv").read_text() == "a,b\n1,2\n"
+
+
+def test_reading_a_study_that_was_never_launched_creates_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`status`, `export` and `worker` of an unknown study: one sentence, exit 1, and no
+    folder or journal file left (`worker` used to leave an empty journal)."""
+    folder = tmp_path / "never"
+    for argv in (
+        ["status", "smoke", f"out_dir={str(folder)!r}"],
+        ["export", "smoke", f"out_dir={str(folder)!r}"],
+        ["worker", "--storage", f"journal://{folder / 'l.journal'}", "--study", "nope"],
+    ):
+        assert cli.main(argv) == 1
+        assert "does not exist; launch the sweep first" in capsys.readouterr().err
+        assert not folder.exists()
+
+
+def test_a_failed_connection_leaves_no_sweep_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "runs" / "pg"
+    overrides = [f"out_dir={str(folder)!r}", "data.languages=['el']", "grid.sizes=[16]"]
+    storage = "postgresql://nobody@127.0.0.1:1/none"
+    assert cli.main(["launch", "smoke", *overrides, "--storage", storage, "--workers", "0"]) == 1
+    assert "Cannot open the ledger storage" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+    journal = tmp_path / "ro" / "sub" / "ledger.journal"
+    (tmp_path / "ro").mkdir()
+    (tmp_path / "ro").chmod(0o500)
+    try:
+        if not os.access(tmp_path / "ro", os.W_OK):  # root writes anywhere
+            with pytest.raises(LedgerError, match="Cannot open the ledger storage"):
+                Ledger.open(LedgerConfig(f"journal://{journal}", "x", tmp_path))
+    finally:
+        (tmp_path / "ro").chmod(0o700)
+    assert list((tmp_path / "ro").iterdir()) == []
 
 
 def test_export_reads_each_runs_recorded_pair_filter_and_tolerates_old_configs(

@@ -103,6 +103,51 @@ def test_worker_killed_mid_run_loses_nothing_and_its_cell_reruns(url: str, tmp_p
     assert attempts[0].worker != attempts[1].worker
 
 
+def test_a_dead_workers_cell_is_requeued_within_its_grace_while_the_others_are_busy(
+    url: str, tmp_path: Path
+) -> None:
+    """A SIGKILLed worker's cell is back in the queue about one beat after its grace period,
+    although the only other worker is in the middle of a long cell: that worker's heartbeat
+    thread reaps it. It used to wait until the survivor's cell ended (here 30 s)."""
+    study, started = unique_study(), tmp_path / "started"
+    started.mkdir()
+    doomed_cell, long_cell = Cell("el", 16, 0), Cell("hi", 16, 0)
+    config = LedgerConfig(url, study, tmp_path, heartbeat_interval_s=1, grace_period_s=GRACE_S)
+    ledger = Ledger.open(config)
+    ledger.enqueue([doomed_cell, long_cell])
+    doomed = start_worker(
+        url, study, tmp_path, **{SLOW_CELL_ENV: doomed_cell.key, STARTED_DIR_ENV: str(started)}
+    )
+    wait_for(f"{doomed_cell.key.replace('/', '_')}.*", started)
+    busy = start_worker(url, study, tmp_path, **{SLEEP_ENV: "30", STARTED_DIR_ENV: str(started)})
+    try:
+        wait_for(f"{long_cell.key.replace('/', '_')}.*", started)
+        time.sleep(1.5)  # the dead worker has beaten at least once by now
+        doomed.send_signal(signal.SIGKILL)
+        killed_at = time.time()
+        assert doomed.wait(timeout=10) == -signal.SIGKILL
+        deadline = killed_at + 20
+        while True:
+            history = [r for r in ledger.records(history=True) if r.cell == doomed_cell]
+            if any(r.state == RunState.WAITING for r in history):
+                break
+            assert time.time() < deadline, (history, worker_logs(tmp_path))
+            time.sleep(0.05)
+        requeued_at = time.time()
+        assert busy.poll() is None  # the survivor is still busy with its long cell
+    finally:
+        busy.kill()
+        busy.wait(timeout=10)
+    first, retry = history
+    assert first.state == RunState.FAILED and "stopped sending heartbeats" in str(first.error)
+    assert retry.attempt == 2
+    beats = (requeued_at - killed_at) / config.heartbeat_interval_s
+    print(f"requeued {beats:.1f} beats after the kill (grace {GRACE_S} beats)")
+    # The dead worker's last beat was at most one beat before the kill; the grace, then up to
+    # one beat until the survivor's next beat notices, plus one beat of slack for a busy machine.
+    assert beats <= GRACE_S + 2
+
+
 def test_two_workers_run_every_cell_exactly_once(url: str, tmp_path: Path) -> None:
     study = unique_study()
     cells = [Cell(lang, n, seed) for lang in ("el", "hi") for n in (0, 16, 64) for seed in (0, 1)]
