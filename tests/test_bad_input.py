@@ -314,6 +314,93 @@ CASES: list[BadInput] = [
         ("write-data", "{ws}/allocate/mixture.json", "--allocator", "oracle"),
         r"has no allocator 'oracle'; it has: planner",
     ),
+    BadInput(
+        "sweep-launch-negative-workers",
+        "plan-sweep",
+        ("launch", "smoke", "out_dir='{ws}/sweep-w'", "--workers", "-1"),
+        r"--workers=-1 is negative; give 0 to only enqueue the grid",
+    ),
+    BadInput(
+        "sweep-launch-slurm-count-not-a-number",
+        "plan-sweep",
+        ("launch", "smoke", "out_dir='{ws}/sweep-w'", "--slurm", "partition=gpu,workers=eight"),
+        r"--slurm workers='eight' must be positive whole numbers",
+    ),
+    BadInput(
+        "sweep-spec-every-ledger-problem-at-once",
+        "plan-sweep",
+        (
+            "launch",
+            "smoke",
+            "out_dir='{ws}/sweep-w'",
+            "ledger.heartbeat_s=0",
+            "ledger.max_retries=-1",
+        ),
+        r"2 problem\(s\) .*ledger\.heartbeat_s=0 must be positive; "
+        r"ledger\.max_retries=-1 must be 0",
+    ),
+    BadInput(
+        "sweep-status-never-launched-spec",
+        "plan-sweep",
+        ("status", "smoke", "out_dir='{ws}/sweep-new'"),
+        r"No study 'smoke-[0-9a-f]{8}': the ledger journal://.*sweep-new/ledger.journal does not "
+        r"exist; launch the sweep first",
+    ),
+    BadInput(
+        "sweep-worker-unknown-study-leaves-no-journal",
+        "plan-sweep",
+        ("worker", "--storage", "journal://{ws}/sweep-none/ledger.journal", "--study", "nope"),
+        r"No study 'nope': the ledger journal://.*sweep-none/ledger.journal does not exist",
+    ),
+    BadInput(
+        "sweep-status-unknown-study",
+        "plan-sweep",
+        ("status", "--storage", "journal://{ws}/bad/sweep/ledger.journal", "--study", "nope"),
+        r"No study 'nope' in the ledger journal://.*\(it holds smoke-[0-9a-f]{8} \(objective "
+        r"sft\)\); launch it first .* or name one of those with --study",
+        # `_launched`, bound here for the rows below: `plan-sweep launch smoke --workers 0`
+        # into {ws}/bad/sweep (a ledger holding the SFT study, nothing run).
+        prepare=(
+            _launched := lambda ws: plan_sweep(
+                ["launch", "smoke", f"out_dir={str(ws / 'bad' / 'sweep')!r}", "--workers", "0"]
+            )
+        ),
+    ),
+    BadInput(
+        "sweep-export-a-study-the-ledger-does-not-hold",
+        "plan-sweep",
+        (
+            "export",
+            "smoke",
+            "objective='dft'",
+            "data.direction='x-en'",
+            "out_dir='{ws}/bad/sweep'",
+            "--out",
+            "{ws}/results.csv",
+        ),
+        r"No study 'smoke-[0-9a-f]{8}' in the ledger .*it holds smoke-[0-9a-f]{8} \(objective sft",
+        prepare=_launched,
+    ),
+    BadInput(
+        "sweep-export-nothing-finished",
+        "plan-sweep",
+        ("export", "smoke", "out_dir='{ws}/bad/sweep'", "--out", "{ws}/results.csv"),
+        r"has no finished runs yet \(8 waiting\), so there is nothing to export and "
+        r"'.*results.csv' is left as it is",
+        prepare=_launched,
+    ),
+    BadInput(
+        "sweep-export-out-is-a-folder",
+        "plan-sweep",
+        ("export", "smoke", "out_dir='{ws}/bad/sweep'", "--out", "{ws}/fits"),
+        r"--out '.*fits' is a folder; give the CSV file to write",
+    ),
+    BadInput(
+        "sweep-export-out-below-a-file",
+        "plan-sweep",
+        ("export", "smoke", "out_dir='{ws}/bad/sweep'", "--out", "{ws}/results.csv/r.csv"),
+        r"Cannot write --out '.*results.csv/r.csv': '.*results.csv' is not a folder you can write",
+    ),
 ]
 
 
