@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from fits import read_laws
-from muit_core import ConfigError, PlannerError, parse_count
+from muit_core import ConfigError, PlannerError, format_count, parse_count
 from muit_core.cli import add_common_flags, run_main
 from planner.mixture import mixture_dict
 from planner.optimiser import Objective, Robustness
@@ -40,7 +40,7 @@ from planner.problem import (
     raise_all,
     select_languages,
 )
-from planner.report import format_table
+from planner.report import format_reach, format_table
 
 if TYPE_CHECKING:
     from fits import LawsFile
@@ -88,6 +88,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--max-epochs", default="1", help="passes over each pool allowed (default 1)"
+    )
+    parser.add_argument(
+        "--max-extrapolation",
+        metavar="K",
+        help="cap each language at K x its largest swept size (the plan's reach), e.g. 4",
+    )
+    parser.add_argument(
+        "--warn-reach",
+        metavar="K",
+        default="4",
+        help="warn when a language's plan reaches beyond K x its largest swept size "
+        "(default %(default)s)",
     )
     parser.add_argument(
         "--min-per-language", default="0",
@@ -214,6 +226,11 @@ def _problem(args: argparse.Namespace, laws: LawsFile, max_epochs: float) -> Pro
     available = checks.run(
         lambda: parse_assignments(args.available, "--available", languages, counts=True)
     )
+    max_extrapolation = None
+    if args.max_extrapolation is not None:
+        max_extrapolation = checks.run(
+            lambda: parse_positive(args.max_extrapolation, "--max-extrapolation", "4")
+        )
     raise_all(checks.problems)
     return build_problem(
         laws,
@@ -224,7 +241,58 @@ def _problem(args: argparse.Namespace, laws: LawsFile, max_epochs: float) -> Pro
         weights=weights,
         available=available,
         corpora=corpora,
+        max_extrapolation=max_extrapolation,
     )
+
+
+def check_reach_budget(problem: Problem, budget: float) -> None:
+    """With `--max-extrapolation`, refuse a budget the reach caps cannot absorb, naming the
+    largest budget that can and the flag that lifts it."""
+    k = problem.max_extrapolation
+    c = problem.constraints
+    most = float(c.upper.sum())
+    if k is None or budget <= most * (1 + 1e-12):
+        return
+    raise ConfigError(
+        f"--budget {format_count(budget)} {c.unit} cannot be spent within --max-extrapolation "
+        f"{k:g} (each language at most {k:g}x its largest swept size, and its pool): the "
+        f"largest budget that can is {format_count(most)} {c.unit}; lower --budget, raise "
+        "--max-extrapolation, or sweep larger sizes."
+    )
+
+
+def reach_warning(problem: Problem, examples: Sequence[int], threshold: float) -> str | None:
+    """One line naming the languages the plan puts beyond `threshold` x their largest swept
+    size, how far, and which sizes to add to the sweep; None when none is."""
+    far = [
+        (code, ratio, examples[i], problem.largest_swept[i])
+        for i, (code, ratio) in enumerate(
+            zip(problem.languages, problem.reach(examples), strict=True)
+        )
+        if ratio > threshold
+    ]
+    if not far:
+        return None
+    reaches = ", ".join(f"{code} {format_reach(r)}" for code, r, _, _ in far)
+    sizes = "; ".join(f"{code}: {', '.join(suggested_sizes(x, d))}" for code, _, x, d in far)
+    return (
+        f"The plan reaches beyond --warn-reach {threshold:g}x the sweep's largest size for "
+        f"{reaches}: its predictions there are extrapolations. Add sizes to the sweep "
+        f"(grid.sizes) to check them ({sizes}), or cap the plan with --max-extrapolation."
+    )
+
+
+def suggested_sizes(amount: int, largest: float) -> list[str]:
+    """Sizes to add to a sweep whose largest size is `largest` so it reaches `amount`: a
+    factor 4 apart from 4x `largest`, then `amount` itself (a step within 25% of it is
+    skipped)."""
+    if not largest > 0:
+        return [format_count(amount)]
+    sizes, size = [], largest * 4
+    while size < amount * 0.75:
+        sizes.append(format_count(round(size)))
+        size *= 4
+    return [*sizes, format_count(amount)]
 
 
 def _check_targets_option(args: argparse.Namespace) -> None:
@@ -273,6 +341,7 @@ def _checked_options(args: argparse.Namespace) -> _Options:
     robust = checks.run(lambda: _robustness(args))
     seed = checks.run(lambda: parse_seed(args.seed))
     checks.run(lambda: _check_targets_option(args))
+    checks.run(lambda: parse_positive(args.warn_reach, "--warn-reach", "4"))
     checks.run(lambda: check_out_dir(Path(args.out)))
     laws = checks.run(lambda: read_laws(args.laws))
     problem: Problem | None = None
@@ -282,7 +351,9 @@ def _checked_options(args: argparse.Namespace) -> _Options:
     if problem is not None:
         targets = checks.run(partial(_targets, args, problem))
         if budget is not None:
-            checks.run(partial(problem.constraints.check_budget, budget))
+            checks.run(partial(check_reach_budget, problem, budget))
+            if not checks.problems:
+                checks.run(partial(problem.constraints.check_budget, budget))
     raise_all(checks.problems)
     assert problem is not None and seed is not None  # else a problem was raised
     return _Options(problem, robust, targets, budget, seed)
@@ -304,6 +375,9 @@ def cmd_allocate(args: argparse.Namespace) -> int:
     command = shlex.join(["plan-allocate", *args.argv])
     log.debug("options: %s", {k: v for k, v in vars(args).items() if k != "argv"})
     report = run_plan(problem, budget, objective, robust, targets, seed, command, str(args.laws))
+    warning = reach_warning(problem, report.planner.allocation.examples, float(args.warn_reach))
+    if warning is not None:
+        log.warning("%s", warning)
     for path in write_outputs(report, Path(args.out), plots=not args.no_plots):
         log.info("wrote %s", path)
     if args.format == "json":

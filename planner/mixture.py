@@ -11,6 +11,7 @@ give the curves that what-if plans, the frontier and the marginal-value plot nee
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -78,6 +79,8 @@ def mixture_dict(report: PlanReport) -> dict[str, Any]:
             "weight": c.weights[i],
             "predicted": _estimate(report.planner.scores[i]),
             "law": p.laws[i],
+            "largest_swept": p.largest_swept[i] if p.largest_swept else None,
+            "reach": _ratio(p.reach(allocation.examples)[i]),
             "corpus": p.corpora[i] or None,
             "pair_filter": p.pair_filters[i] or None,
         }
@@ -89,6 +92,9 @@ def mixture_dict(report: PlanReport) -> dict[str, Any]:
         ev.allocation.allocator: {
             "method": ev.allocation.method,
             "examples": dict(zip(p.languages, ev.allocation.examples, strict=True)),
+            "reach": dict(
+                zip(p.languages, map(_ratio, p.reach(ev.allocation.examples)), strict=True)
+            ),
             "predicted": {
                 lang: _estimate(score) for lang, score in zip(p.languages, ev.scores, strict=True)
             },
@@ -126,6 +132,7 @@ def mixture_dict(report: PlanReport) -> dict[str, Any]:
             "usage": INTERLEAVE_USAGE,
         },
         "baselines": baselines,
+        "max_extrapolation": p.max_extrapolation,
         # What the sweep stage needs to train this mixture (plan-sweep write-data, validate).
         "sweep": None if p.sweep is None else dict(p.sweep),
     }
@@ -138,6 +145,11 @@ def mixture_dict(report: PlanReport) -> dict[str, Any]:
         }
         out["budget_to_targets"] = report.budgets_to_targets
     return out
+
+
+def _ratio(value: float) -> float | None:
+    """A reach for JSON: None when unknown or infinite (no swept size above 0)."""
+    return None if math.isnan(value) or math.isinf(value) else value
 
 
 def mixture_texts(report: PlanReport) -> dict[str, str]:
@@ -272,11 +284,14 @@ def report_from_mixture(
     check_mixture(mixture, source)
     entries: dict[str, dict[str, Any]] = dict(mixture["languages"])
     constraints = _recorded_constraints(mixture)
-    problem = recorded_problem(
-        laws,
-        constraints,
-        corpora=[str(e.get("corpus") or "") for e in entries.values()],
-        pair_filters=[str(e.get("pair_filter") or "") for e in entries.values()],
+    problem = dataclasses.replace(
+        recorded_problem(
+            laws,
+            constraints,
+            corpora=[str(e.get("corpus") or "") for e in entries.values()],
+            pair_filters=[str(e.get("pair_filter") or "") for e in entries.values()],
+        ),
+        max_extrapolation=mixture.get("max_extrapolation"),
     )
     budget = float(mixture["budget"])
     languages = constraints.languages

@@ -45,6 +45,8 @@ class Problem:
             text ('' when the laws file does not say: the corpus defaults apply).
         sweep: the sweep the laws came from (study, resolved spec, model, objective), as the
             laws file carries it, for the mixture file; None when the laws file does not say.
+        largest_swept: each language's largest swept size (examples), what `reach` divides by.
+        max_extrapolation: the `--max-extrapolation` cap the bounds include, or None.
     """
 
     values: LawValue
@@ -55,6 +57,17 @@ class Problem:
     laws: tuple[str, ...]
     pair_filters: tuple[str, ...]
     sweep: Mapping[str, Any] | None = None
+    largest_swept: tuple[float, ...] = ()
+    max_extrapolation: float | None = None
+
+    def reach(self, examples: Sequence[float]) -> tuple[float, ...]:
+        """Each language's extrapolation ratio: `examples` / its largest swept size (inf when
+        the sweep has no size above 0 for it; NaN when the laws file does not say)."""
+        if not self.largest_swept:
+            return tuple(math.nan for _ in examples)
+        return tuple(
+            x / d if d > 0 else math.inf for x, d in zip(examples, self.largest_swept, strict=True)
+        )
 
     @property
     def languages(self) -> tuple[str, ...]:
@@ -200,6 +213,7 @@ def build_problem(
     weights: Mapping[str, float] | None = None,
     available: Mapping[str, float] | None = None,
     corpora: Mapping[str, str] | None = None,
+    max_extrapolation: float | None = None,
 ) -> Problem:
     """The allocation problem for `languages` of a laws file.
 
@@ -212,6 +226,8 @@ def build_problem(
         weights: objective weight per language (missing: 1).
         available: training-pool sizes overriding the laws file's `n_available`.
         corpora: corpus sources overriding the laws file's `corpus`.
+        max_extrapolation: cap each language at this many times its largest swept size
+            (`--max-extrapolation`), beside its pool cap; None for no such cap.
 
     Raises:
         DataError: a fit failed, or a pool size or tokens-per-example figure is missing.
@@ -233,6 +249,8 @@ def build_problem(
             if weights.get(code, 1.0) <= 0:
                 raise ConfigError(f"--weights {code}={weights[code]:g} must be positive.")
             cap = math.floor(pool * max_epochs + 1e-9)
+            if max_extrapolation is not None and fit.d_max > 0:
+                cap = min(cap, math.floor(max_extrapolation * fit.d_max + 1e-9))
             floor = math.ceil(floors.get(code, 0.0) - 1e-9)
             if floor > cap:
                 raise ConfigError(
@@ -270,6 +288,8 @@ def build_problem(
         laws=tuple(laws.fits[c].law for c in languages),
         pair_filters=tuple(str(laws.fits[c].data.get("pair_filter") or "") for c in languages),
         sweep=sweep_of(laws),
+        largest_swept=tuple(float(laws.fits[c].d_max) for c in languages),
+        max_extrapolation=max_extrapolation,
     )
 
 
@@ -355,4 +375,5 @@ def recorded_problem(
         laws=tuple(fit.law for fit in language_fits),
         pair_filters=tuple(pair_filters),
         sweep=sweep_of(laws),
+        largest_swept=tuple(float(fit.d_max) for fit in language_fits),
     )

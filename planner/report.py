@@ -83,6 +83,15 @@ def _grid(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, rows)])
 
 
+def format_reach(ratio: float) -> str:
+    """An extrapolation ratio for a table: `0.5x`, `12x`; `-` when unknown."""
+    if math.isnan(ratio):
+        return "-"
+    if math.isinf(ratio):
+        return "inf"
+    return f"{ratio:.1f}x" if ratio < 10 else f"{ratio:.0f}x"
+
+
 def format_table(report: PlanReport) -> str:
     """The plan as text: per language, then each allocator's objective and the gain over it."""
     p, c = report.problem, report.problem.constraints
@@ -94,18 +103,28 @@ def format_table(report: PlanReport) -> str:
         + (f", robust {report.robust.label}" if report.robust else "")
         + f"; solved by {allocation.method}."
     )
+    reach = p.reach(allocation.examples)
     rows = [
         [
             lang,
             f"{allocation.examples[i]:,}",
             f"{allocation.probabilities[i]:.4f}",
             f"{allocation.examples[i] / c.n_available[i]:.2f}",
+            format_reach(reach[i]),
             _fmt(report.planner.scores[i]),
         ]
         for i, lang in enumerate(p.languages)
     ]
     per_language = _grid(
-        ["language", "examples", "probability", "epochs", f"predicted {p.metric} [{level}]"], rows
+        [
+            "language",
+            "examples",
+            "probability",
+            "epochs",
+            "reach",
+            f"predicted {p.metric} [{level}]",
+        ],
+        rows,
     )
     names = [ev.allocation.allocator for ev in report.baselines]
     side = _grid(

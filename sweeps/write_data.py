@@ -101,11 +101,8 @@ def mixture_examples(
                 f"The mixture {mixture.path} does not say which corpus {lang.code!r} came from; "
                 "re-run plan-fit and plan-allocate on results that carry a corpus column."
             )
-        if n_examples == 0:
-            out.append(LanguageData(lang.code, (), 0, lang.corpus, lang.pair_filter))
-            continue
         pair_filter = PairFilter.from_text(lang.pair_filter) if lang.pair_filter else None
-        pools = load(lang.corpus, lang.code, pair_filter)
+        pools = load(lang.corpus, lang.code, pair_filter)  # every language: validate scores all
         if lang.n_available and lang.n_available != len(pools.train):
             raise DataError(
                 f"{lang.code}: the training pool of {lang.corpus!r} "
@@ -113,6 +110,9 @@ def mixture_examples(
                 f"the plan assumed {lang.n_available}; the corpus changed since the sweep: "
                 "re-run the sweep's export, plan-fit and plan-allocate on it."
             )
+        if n_examples == 0:
+            out.append(LanguageData(lang.code, (), 0, lang.corpus, lang.pair_filter))
+            continue
         chosen = choose_pairs(pools, n_examples, mixture.seed)
         _check_disjoint(pools, chosen)
         examples = tuple(translation_examples(chosen, lang.code, direction))

@@ -220,6 +220,28 @@ CASES: list[BadInput] = [
             ),
         ),
     ),
+    BadInput(
+        "fit-two-studies-of-one-objective-and-model",
+        "plan-fit",
+        ("{ws}/bad/studies.csv", "--out", "{ws}/fits"),
+        r"holds 2 sweep studies for sft/.* \(demo-a, demo-b\).*fit one with --study NAME",
+        lambda ws: _results(
+            ws,
+            "studies.csv",
+            lambda t: pd.concat([t.assign(study="demo-a"), t.assign(study="demo-b")]),
+        ),
+    ),
+    BadInput(
+        "fit-unknown-study",
+        "plan-fit",
+        ("{ws}/bad/studies.csv", "--out", "{ws}/fits", "--study", "demo-c"),
+        r"No runs of --study 'demo-c' in the table; it has: demo-a, demo-b",
+        lambda ws: _results(
+            ws,
+            "studies.csv",
+            lambda t: pd.concat([t.assign(study="demo-a"), t.assign(study="demo-b")]),
+        ),
+    ),
     # --- plan-allocate ----------------------------------------------------------------------
     BadInput(
         "allocate-budget-below-one-example",
@@ -306,6 +328,31 @@ CASES: list[BadInput] = [
                 d_max=4096.0,
             ),
         ),
+    ),
+    BadInput(
+        "allocate-budget-beyond-max-extrapolation",
+        "plan-allocate",
+        (LAWS, "--budget", "1M", "--max-extrapolation", "4", "--out", "{ws}/allocate"),
+        r"--budget 1M examples cannot be spent within --max-extrapolation 4 .* the largest "
+        r"budget that can is .*raise --max-extrapolation",
+    ),
+    BadInput(
+        "allocate-max-extrapolation-zero",
+        "plan-allocate",
+        (LAWS, "--budget", "10k", "--max-extrapolation", "0", "--out", "{ws}/allocate"),
+        r"--max-extrapolation must be a positive number such as 4; got '0'",
+    ),
+    BadInput(
+        "allocate-max-extrapolation-not-a-number",
+        "plan-allocate",
+        (LAWS, "--budget", "10k", "--max-extrapolation", "far", "--out", "{ws}/allocate"),
+        r"--max-extrapolation must be a positive number such as 4; got 'far'",
+    ),
+    BadInput(
+        "allocate-warn-reach-negative",
+        "plan-allocate",
+        (LAWS, "--budget", "10k", "--warn-reach", "-2", "--out", "{ws}/allocate"),
+        r"--warn-reach must be a positive number such as 4; got '-2'",
     ),
     # --- plan-sweep -------------------------------------------------------------------------
     BadInput(

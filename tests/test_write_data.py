@@ -204,14 +204,13 @@ def test_unknown_format(tmp_path: Path) -> None:
 
 
 def test_real_loader_on_a_jsonl_corpus(tmp_path: Path) -> None:
-    corpus = tmp_path / "el.jsonl"
-    lines = [
-        json.dumps(
-            {"en": f"This is test sentence number {i} here.", "el": f"Αυτή είναι η πρόταση {i}."}
-        )
-        for i in range(60)
-    ]
-    corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    for lang, text in (("el", "Αυτή είναι η πρόταση"), ("hi", "यह वाक्य संख्या")):
+        lines = [
+            json.dumps({"en": f"This is test sentence number {i} here.", lang: f"{text} {i}."})
+            for i in range(60)
+        ]
+        (tmp_path / f"{lang}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    corpus = tmp_path / "{lang}.jsonl"
     pools = sweeps.corpus.load_pools(str(corpus), "el")
     n = 2 * len(pools.train) + 3
     mixture_path = make_mixture(tmp_path)
@@ -224,7 +223,9 @@ def test_real_loader_on_a_jsonl_corpus(tmp_path: Path) -> None:
             n_available=len(pools.train),
             cap=3 * len(pools.train),
         )
-        raw["languages"]["hi"].update(examples=0)
+        raw["languages"]["hi"].update(
+            examples=0, corpus=str(corpus), pair_filter=None, n_available=len(pools.train)
+        )
 
     mixture = read_mixture(edit(mixture_path, point_at_corpus))
     write_training_data(
