@@ -103,6 +103,10 @@ def run_worker(
         claim = ledger.claim_next()
         if claim is None:
             if stop_when_empty and not ledger.live_cells():
+                # No live run: every running one is stale by now, even one that was not when
+                # this round began; fail it (queueing its retry) before deciding to stop.
+                if ledger.fail_stale():
+                    continue
                 break
             time.sleep(ledger.config.heartbeat_interval_s)
             continue

@@ -236,3 +236,34 @@ def test_format_progress_spreads_the_cells_left_over_the_workers() -> None:
     assert format_progress(standing, 2) == "2/7 cells done, 4 left, ~90 s a cell, ETA 3 min"
     assert format_progress(standing[2:], 2) == "0/5 cells done"  # no rate before a run is done
     assert format_progress(standing[:3], 1) == "2/3 cells done"  # nothing left
+
+
+def test_a_run_that_goes_stale_while_the_worker_looks_is_reaped_before_it_stops(
+    tmp_path: Path,
+) -> None:
+    """The last worker must not stop while a dead run is still RUNNING: a run that was fresh
+    when the round began and went stale by the time the queue turned out empty is failed and
+    retried, not left behind (a race seen under load)."""
+    from sweeps.cells import CellOutcome
+    from sweeps.worker import run_worker
+
+    config = LedgerConfig(None, unique_study(), tmp_path, heartbeat_interval_s=1)
+    dead = Ledger.open(config)
+    cell = Cell("el", 16, 0)
+    dead.enqueue([cell])
+    assert dead.claim_next() is not None  # claimed, then its worker "dies": no more beats
+    survivor = Ledger.open(config)
+    real_claim = survivor.claim_next
+    calls = []
+
+    def slow_first_claim():  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 1:
+            time.sleep(config.effective_grace_period_s + 0.5)  # the dead run goes stale now
+            return None
+        return real_claim()
+
+    survivor.claim_next = slow_first_claim  # type: ignore[method-assign]
+    summary = run_worker(survivor, lambda c: CellOutcome({"heldout_ce": 1.0}))
+    assert summary.n_done == 1
+    assert [r.state for r in survivor.records()] == [RunState.DONE]
