@@ -62,6 +62,20 @@ def _laws(ws: Path, name: str, change: Callable[[dict], None]) -> None:  # type:
     (ws / "bad" / name).write_text(json.dumps(raw))
 
 
+def _mixture(ws: Path, name: str, change: Callable[[str], str]) -> None:
+    (ws / "bad").mkdir(exist_ok=True)
+    (ws / "bad" / name).write_text(change((ws / "allocate" / "mixture.json").read_text()))
+
+
+def _edit_json(change: Callable[[dict], None]) -> Callable[[str], str]:  # type: ignore[type-arg]
+    def edit(text: str) -> str:
+        raw = json.loads(text)
+        change(raw)
+        return json.dumps(raw)
+
+    return edit
+
+
 def _first_language(raw: dict) -> dict:  # type: ignore[type-arg]
     return next(iter(raw["languages"].values()))  # type: ignore[no-any-return]
 
@@ -355,6 +369,43 @@ CASES: list[BadInput] = [
         r"--warn-reach must be a positive number such as 4; got '-2'",
     ),
     # --- plan-sweep -------------------------------------------------------------------------
+    BadInput(
+        "sweep-validate-mixture-without-its-sweep-spec",
+        "plan-sweep",
+        ("validate", "{ws}/allocate/mixture.json", "--out", "{ws}/validate"),
+        r"does not carry the sweep's spec .*--spec SPEC",
+    ),
+    BadInput(
+        "sweep-validate-truncated-mixture",
+        "plan-sweep",
+        ("validate", "{ws}/bad/truncated.json", "--out", "{ws}/validate"),
+        r"is not valid JSON .*truncated.*re-run plan-allocate",
+        lambda ws: _mixture(ws, "truncated.json", lambda text: text[: len(text) // 2]),
+    ),
+    BadInput(
+        "sweep-validate-missing-mixture",
+        "plan-sweep",
+        ("validate", "{ws}/bad/nope.json", "--out", "{ws}/validate"),
+        r"No mixture file at '.*nope.json'",
+    ),
+    BadInput(
+        "sweep-write-data-allocation-above-its-cap",
+        "plan-sweep",
+        ("write-data", "{ws}/bad/above.json", "--out", "{ws}/data"),
+        r"gives de \d+ examples, above its cap of \d+ .*re-run plan-allocate",
+        lambda ws: _mixture(
+            ws,
+            "above.json",
+            _edit_json(lambda raw: raw["languages"]["de"].update(examples=10**9)),
+        ),
+    ),
+    BadInput(
+        "sweep-write-data-older-mixture-without-a-seed",
+        "plan-sweep",
+        ("write-data", "{ws}/bad/old.json", "--out", "{ws}/data"),
+        r"lacks seed .*re-run plan-allocate",
+        lambda ws: _mixture(ws, "old.json", _edit_json(lambda raw: raw.pop("seed"))),
+    ),
     BadInput(
         "sweep-write-data-unknown-allocator",
         "plan-sweep",
