@@ -136,14 +136,24 @@ def mixture_cells(
     ]
 
 
-def study_name(mixture_raw: dict[str, Any], spec: SweepSpec) -> str:
-    """`validate-<spec name>-<hash>`: the hash covers the mixture's content and what changes a
-    run's result in the spec, so relaunching the same validation is idempotent and adding
-    allocators or seeds extends the same study."""
+def study_name(mixture: Mixture, spec: SweepSpec) -> str:
+    """`validate-<spec name>-<hash>`: the hash covers what a mixture run trains on (the seed,
+    each language's corpus, pair filter and pool, each allocator's examples) and what changes a
+    run's result in the spec, not the mixture's report fields, so relaunching the same
+    validation is idempotent (also after plan-allocate rewrote the file with more fields) and
+    adding allocators or seeds extends the same study."""
     payload = spec_to_dict(spec)
     for key in ("grid", "ledger", "out_dir"):
         payload.pop(key)
-    text = json.dumps({"mixture": mixture_raw, "spec": payload}, sort_keys=True)
+    trained_on = {
+        "seed": mixture.seed,
+        "languages": {
+            lang.code: [lang.corpus, lang.pair_filter, lang.n_available]
+            for lang in mixture.languages
+        },
+        "allocations": {name: a.examples for name, a in mixture.allocations.items()},
+    }
+    text = json.dumps({"mixture": trained_on, "spec": payload}, sort_keys=True)
     return f"{STUDY_KIND}-{spec.name}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
 
 
@@ -190,7 +200,7 @@ def plan_study(
         )
     config = LedgerConfig(
         storage_url=storage or spec.ledger.storage or None,
-        study_name=study_name(mixture_raw, spec),
+        study_name=study_name(mixture, spec),
         sweep_dir=out_dir,
         heartbeat_interval_s=spec.ledger.heartbeat_s,
         max_retries=spec.ledger.max_retries,

@@ -180,3 +180,21 @@ def test_a_worker_killed_mid_mixture_cell_is_retried_and_the_cell_finishes_once(
     failed = [r for r in history if r.state.value == "failed"]
     assert len(failed) == 1 and "heartbeats" in (failed[0].error or "")
     assert (out / "validation.csv").is_file()
+
+
+def test_the_study_is_named_by_what_the_runs_train_on(smoke_mixture: Path, tmp_path: Path) -> None:
+    from sweeps.mixture import parse_mixture
+    from sweeps.validate import resolve_spec, study_name
+
+    raw = json.loads(smoke_mixture.read_text())
+    mixture = read_mixture(smoke_mixture)
+    spec = resolve_spec(mixture, None, [])
+    name = study_name(mixture, spec)
+    reported = {**raw, "objective_label": "another label", "new_report_field": [1, 2]}
+    assert study_name(parse_mixture(reported, smoke_mixture), spec) == name
+    assert study_name(mixture, resolve_spec(mixture, None, ["ledger.heartbeat_s=5"])) == name
+    changed = json.loads(json.dumps(raw))
+    changed["baselines"]["uniform"]["examples"]["el"] -= 1
+    changed["baselines"]["uniform"]["examples"]["hi"] += 1
+    assert study_name(parse_mixture(changed, smoke_mixture), spec) != name
+    assert study_name(mixture, resolve_spec(mixture, None, ["train.epochs=2"])) != name
