@@ -76,6 +76,22 @@ class LedgerConfig:
         return self.grace_period_s
 
 
+def _check_fields(cell: object, kind: str, strings: tuple[str, ...]) -> None:
+    """Raise one `ConfigError` naming every bad field: `strings` must be non-empty strings,
+    `n_examples` and `seed` non-negative integers."""
+    problems = [
+        f"{name}={getattr(cell, name)!r} must be a non-empty string"
+        for name in strings
+        if not isinstance(getattr(cell, name), str) or not getattr(cell, name)
+    ]
+    for name in ("n_examples", "seed"):
+        value = getattr(cell, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            problems.append(f"{name}={value!r} must be a non-negative integer")
+    if problems:
+        raise ConfigError(f"Invalid {kind}: {'; '.join(problems)}.")
+
+
 @dataclass(frozen=True, order=True)
 class Cell:
     """One grid cell: the parameters of one fine-tuning run.
@@ -95,17 +111,7 @@ class Cell:
     objective: str = "sft"
 
     def __post_init__(self) -> None:
-        problems = [
-            f"{name}={getattr(self, name)!r} must be a non-empty string"
-            for name in ("language", "model", "objective")
-            if not isinstance(getattr(self, name), str) or not getattr(self, name)
-        ]
-        for name in ("n_examples", "seed"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                problems.append(f"{name}={value!r} must be a non-negative integer")
-        if problems:
-            raise ConfigError(f"Invalid sweep cell: {'; '.join(problems)}.")
+        _check_fields(self, "sweep cell", ("language", "model", "objective"))
 
     @property
     def group(self) -> str:
@@ -153,17 +159,7 @@ class MixtureCell:
     objective: str = "sft"
 
     def __post_init__(self) -> None:
-        problems = [
-            f"{name}={getattr(self, name)!r} must be a non-empty string"
-            for name in ("allocator", "model", "objective")
-            if not isinstance(getattr(self, name), str) or not getattr(self, name)
-        ]
-        for name in ("n_examples", "seed"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                problems.append(f"{name}={value!r} must be a non-negative integer")
-        if problems:
-            raise ConfigError(f"Invalid mixture cell: {'; '.join(problems)}.")
+        _check_fields(self, "mixture cell", ("allocator", "model", "objective"))
 
     @property
     def group(self) -> str:

@@ -27,7 +27,7 @@ from sweeps.pairs import (
     DEFAULT_MIN_WORDS,
     PairFilter,
 )
-from sweeps.slurm import parse_slurm_options, submit_workers
+from sweeps.slurm import parse_slurm_options, submit_from_options
 from sweeps.spec import SweepSpec, load_spec, spec_to_dict
 from sweeps.sweep import (
     check_grid,
@@ -209,25 +209,6 @@ def _ledger_for(args: argparse.Namespace) -> Ledger:
     return Ledger.open(config, create=False)
 
 
-_SLURM_COUNTS = ("workers", "time", "gpus", "cpus")  # --slurm items that are whole numbers
-
-
-def _slurm_options(text: str) -> dict[str, str]:
-    """`--slurm` parsed and its counts checked, before anything is enqueued."""
-    options = parse_slurm_options(text)
-    bad = [
-        f"{key}={options[key]!r}"
-        for key in _SLURM_COUNTS
-        if key in options and not (options[key].isdigit() and int(options[key]) > 0)
-    ]
-    if bad:
-        raise ConfigError(
-            f"--slurm {', '.join(bad)} must be positive whole numbers; write e.g. "
-            "--slurm partition=gpu,workers=8,time=720."
-        )
-    return options
-
-
 def cmd_launch(args: argparse.Namespace) -> int:
     """Enqueue a spec's grid once (idempotent), run workers, and export results.csv."""
     spec = load_spec(args.spec, args.overrides)
@@ -248,7 +229,7 @@ def cmd_launch(args: argparse.Namespace) -> int:
             f"--workers={args.workers} is negative; give 0 to only enqueue the grid, or the "
             "number of local worker processes to run."
         )
-    options = _slurm_options(args.slurm) if args.slurm else None
+    options = parse_slurm_options(args.slurm) if args.slurm else None
     caps = check_grid(spec)
     log.info("training pools: %s", ", ".join(f"{k} {v}" for k, v in caps.items()))
     ledger = open_ledger(spec, args.storage)
@@ -263,16 +244,7 @@ def cmd_launch(args: argparse.Namespace) -> int:
     )
     factory = functools.partial(make_run_cell, spec_to_dict(spec))
     if options is not None:
-        jobs = submit_workers(
-            options.pop("partition", None),
-            int(options.pop("workers", spec.ledger.workers)),
-            ledger.config,
-            factory,
-            timeout_min=int(options.pop("time", 12 * 60)),
-            gpus_per_node=int(options.pop("gpus", 1)),
-            cpus_per_task=int(options.pop("cpus", 8)),
-            slurm_additional_parameters=options or None,
-        )
+        jobs = submit_from_options(options, spec.ledger.workers, ledger.config, factory)
         print(
             f"submitted SLURM jobs {', '.join(map(str, jobs.job_ids))} (logs in {jobs.log_dir}); "
             f"follow with: plan-sweep status {args.spec}"

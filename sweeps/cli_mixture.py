@@ -15,7 +15,7 @@ from muit_core import ConfigError, OutputSet
 from sweeps.corpus import load_pools
 from sweeps.ledger import DEFAULT_JOURNAL_NAME, Ledger, RunState
 from sweeps.mixture import PLANNER, Mixture, allocator_slug, read_mixture
-from sweeps.slurm import parse_slurm_options, submit_workers
+from sweeps.slurm import parse_slurm_options, submit_from_options
 from sweeps.spec import SweepSpec, load_spec, spec_to_dict
 from sweeps.sweep import make_run_mixture_cell
 from sweeps.templates import Direction
@@ -108,6 +108,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     seeds = parse_seeds(args.seeds)
     if args.workers is not None and args.workers < 0:
         raise ConfigError(f"--workers {args.workers} must be 0 (enqueue only) or more.")
+    options = parse_slurm_options(args.slurm) if args.slurm else None
     out_dir = Path(args.out) if args.out else mixture.path.parent / "validate"
     OutputSet.check(out_dir)  # a bad --out fails before any work
     study = plan_study(mixture, _read_raw(mixture), spec, allocators, seeds, out_dir, args.storage)
@@ -127,18 +128,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     factory: Callable[[], Any] = functools.partial(
         make_run_mixture_cell, spec_to_dict(spec), study.mixture_raw, str(mixture.path)
     )
-    if args.slurm:
-        options = parse_slurm_options(args.slurm)
-        jobs = submit_workers(
-            options.pop("partition", None),
-            int(options.pop("workers", spec.ledger.workers)),
-            ledger.config,
-            factory,
-            timeout_min=int(options.pop("time", 12 * 60)),
-            gpus_per_node=int(options.pop("gpus", 1)),
-            cpus_per_task=int(options.pop("cpus", 8)),
-            slurm_additional_parameters=options or None,
-        )
+    if options is not None:
+        jobs = submit_from_options(options, spec.ledger.workers, ledger.config, factory)
         print(f"submitted SLURM jobs {', '.join(map(str, jobs.job_ids))}; rerun to report.")
         return 0
     n_workers = spec.ledger.workers if args.workers is None else args.workers

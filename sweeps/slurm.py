@@ -213,11 +213,14 @@ def _executor_kind(value: ExecutorKind | str) -> ExecutorKind:
         raise ConfigError(f"Unknown executor_kind={value!r}; use one of: {known}.") from None
 
 
+SLURM_COUNTS = ("workers", "time", "gpus", "cpus")  # --slurm items that are whole numbers
+
+
 def parse_slurm_options(text: str) -> dict[str, str]:
-    """`--slurm partition=gpu,workers=8,time=720` as a dict.
+    """`--slurm partition=gpu,workers=8,time=720` as a dict, its counts checked.
 
     Raises:
-        ConfigError: an item is not `key=value`.
+        ConfigError: an item is not `key=value`, or a count is not a positive whole number.
     """
     options: dict[str, str] = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
@@ -228,4 +231,36 @@ def parse_slurm_options(text: str) -> dict[str, str]:
                 "--slurm partition=gpu,workers=8,time=720."
             )
         options[key.strip()] = value.strip()
+    bad = [
+        f"{key}={options[key]!r}"
+        for key in SLURM_COUNTS
+        if key in options and not (options[key].isdigit() and int(options[key]) > 0)
+    ]
+    if bad:
+        raise ConfigError(
+            f"--slurm {', '.join(bad)} must be positive whole numbers; write e.g. "
+            "--slurm partition=gpu,workers=8,time=720."
+        )
     return options
+
+
+def submit_from_options(
+    options: Mapping[str, str],
+    default_workers: int,
+    config: LedgerConfig,
+    run_cell_factory: RunCellFactory,
+) -> Any:
+    """`submit_workers` as `--slurm` options say (`parse_slurm_options`): `partition`,
+    `workers` (default `default_workers`), `time` (minutes), `gpus`, `cpus`, and any other
+    item passed to sbatch as is. Returns what `submit_workers` returns."""
+    rest = dict(options)
+    return submit_workers(
+        rest.pop("partition", None),
+        int(rest.pop("workers", default_workers)),
+        config,
+        run_cell_factory,
+        timeout_min=int(rest.pop("time", 12 * 60)),
+        gpus_per_node=int(rest.pop("gpus", 1)),
+        cpus_per_task=int(rest.pop("cpus", 8)),
+        slurm_additional_parameters=rest or None,
+    )

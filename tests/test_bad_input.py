@@ -376,6 +376,21 @@ CASES: list[BadInput] = [
         r"does not carry the sweep's spec .*--spec SPEC",
     ),
     BadInput(
+        "sweep-validate-slurm-count-not-a-number",
+        "plan-sweep",
+        (
+            "validate",
+            "{ws}/allocate/mixture.json",
+            "--spec",
+            "smoke",
+            "--slurm",
+            "workers=eight",
+            "--out",
+            "{ws}/validate",
+        ),
+        r"--slurm workers='eight' must be positive whole numbers",
+    ),
+    BadInput(
         "sweep-validate-truncated-mixture",
         "plan-sweep",
         ("validate", "{ws}/bad/truncated.json", "--out", "{ws}/validate"),
