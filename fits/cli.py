@@ -23,6 +23,7 @@ from threadpoolctl import threadpool_limits
 
 from fits.data import (
     group_keys,
+    group_rows,
     merge_duplicates,
     metric_ceiling,
     metric_direction,
@@ -291,12 +292,8 @@ def run(args: argparse.Namespace) -> int:
             model=None if model == "*" else model,
         )
         _refuse_nothing_fitted(laws_file, points, f"{args.metric} ({label})", len(groups))
-        group_rows = rows[rows["objective"].astype(str) == objective]
-        if model != "*":
-            group_rows = group_rows[group_rows["model"].astype(str) == model]
-        laws_file = dataclasses.replace(
-            laws_file, sweep=sweep_record(args.results_csv, group_rows)
-        )
+        sweep = sweep_record(args.results_csv, group_rows(rows, objective, model))
+        laws_file = dataclasses.replace(laws_file, sweep=sweep)
         if args.average_duplicates:
             settings = {**laws_file.settings, "average_duplicates": True}
             laws_file = dataclasses.replace(laws_file, settings=settings)

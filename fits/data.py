@@ -347,15 +347,20 @@ def group_keys(rows: pd.DataFrame, *, by_model: bool = True) -> list[tuple[str, 
     return sorted((str(o), "*") for o in rows["objective"].astype(str).unique())
 
 
+def group_rows(rows: pd.DataFrame, objective: str, model: str = "*") -> pd.DataFrame:
+    """The rows of one (objective, model) group; `model="*"` keeps every model."""
+    mask = rows["objective"].astype(str) == objective
+    if model != "*":
+        mask &= rows["model"].astype(str) == model
+    return rows.loc[mask]
+
+
 def points_by_language(rows: pd.DataFrame, objective: str, model: str = "*") -> dict[str, Points]:
     """Split one (objective, model) group into per-language `Points`, sorted by code.
 
     `model="*"` keeps every model (for `chinchilla`, which uses `n_params` as its `n`).
     """
-    mask = rows["objective"].astype(str) == objective
-    if model != "*":
-        mask &= rows["model"].astype(str) == model
-    group = rows.loc[mask]
+    group = group_rows(rows, objective, model)
     out: dict[str, Points] = {}
     for language, part in sorted(group.groupby(group["language"].astype(str))):
         out[str(language)] = Points(

@@ -8,7 +8,7 @@ of them.
 
 from __future__ import annotations
 
-from muit_core.atomic import OutputSet, atomic_write_bytes, atomic_write_png, atomic_write_text
+from muit_core.atomic import OutputSet, atomic_write_bytes, atomic_write_text, figure_png
 from muit_core.cli import configure_logging, run_main
 from muit_core.errors import (
     AllocationError,
@@ -35,10 +35,10 @@ __all__ = [
     "OutputSet",
     "PlannerError",
     "atomic_write_bytes",
-    "atomic_write_png",
     "atomic_write_text",
     "cache_dir",
     "configure_logging",
+    "figure_png",
     "format_count",
     "parse_count",
     "run_main",

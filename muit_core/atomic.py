@@ -15,6 +15,18 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
+def _write_durably(fd: int, data: bytes) -> None:
+    """Write `data` to the new file `fd` (closing it), readable as the umask allows, fsynced."""
+    # mkstemp creates 0600; results are meant to be shared like any file the user writes.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     """Write `data` to `path` atomically (same-folder temporary file, fsync, rename).
 
@@ -25,14 +37,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
-        # mkstemp creates 0600; results are meant to be shared like any file the user writes.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+        _write_durably(fd, data)
         os.replace(tmp_name, target)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
@@ -45,23 +50,15 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "
     return atomic_write_bytes(path, text.encode(encoding))
 
 
-def atomic_write_png(
-    figure: Figure, path: str | os.PathLike[str], dpi: float | None = None
-) -> Path:
-    """Render a matplotlib `figure` as a PNG and write it to `path` atomically.
-
-    `dpi=None` keeps the figure's own resolution. The figure is not closed.
-    """
+def figure_png(figure: Figure, dpi: float | None = None) -> bytes:
+    """A matplotlib `figure` rendered as PNG bytes; `dpi=None` keeps the figure's own."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi if dpi is not None else "figure")
-    return atomic_write_bytes(path, buffer.getvalue())
+    return buffer.getvalue()
 
 
 def _staging_dir(out_dir: Path, option: str) -> Path:
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ConfigError(
-            f"{option} {str(out_dir)!r} is a file, not a folder; give a folder path."
-        )
+    OutputSet.check(out_dir, option)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(dir=out_dir, prefix=".staging-"))
@@ -89,6 +86,7 @@ class OutputSet:
 
     def __init__(self, out_dir: str | os.PathLike[str], option: str = "--out") -> None:
         self.out_dir = Path(out_dir)
+        self._option = option
         self._staging = _staging_dir(self.out_dir, option)
         self._staged: list[tuple[Path, Path]] = []
 
@@ -110,20 +108,10 @@ class OutputSet:
                 "you can write to); give another folder."
             )
 
-    def path(self, name: str) -> Path:
-        """Where `name` (a path relative to `out_dir`) will end up."""
-        return self.out_dir / name
-
     def write_bytes(self, name: str, data: bytes) -> Path:
         """Stage `data` for `out_dir / name`; returns the final path."""
         staged = self._staging / f"{len(self._staged)}.part"
-        with open(staged, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(staged, 0o666 & ~umask)
+        _write_durably(os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), data)
         self._staged.append((staged, self.out_dir / name))
         return self.out_dir / name
 
@@ -133,9 +121,7 @@ class OutputSet:
 
     def write_png(self, name: str, figure: Figure, dpi: float | None = None) -> Path:
         """Stage a matplotlib figure as a PNG for `out_dir / name`; returns the final path."""
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png", dpi=dpi if dpi is not None else "figure")
-        return self.write_bytes(name, buffer.getvalue())
+        return self.write_bytes(name, figure_png(figure, dpi))
 
     def __enter__(self) -> OutputSet:
         return self
@@ -143,6 +129,14 @@ class OutputSet:
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         try:
             if exc_type is None:
+                # A folder where a file goes would stop the renames half way: refuse first.
+                for _, target in self._staged:
+                    if target.is_dir():
+                        raise ConfigError(
+                            f"{self._option} {str(self.out_dir)!r} holds a folder "
+                            f"{str(target.relative_to(self.out_dir))!r} where a file goes; move "
+                            f"it away or give another {self._option}."
+                        )
                 for staged, target in self._staged:
                     target.parent.mkdir(parents=True, exist_ok=True)
                     os.replace(staged, target)

@@ -324,6 +324,7 @@ class _Options:
     targets: list[float] | None
     budget: float | None  # None: the least budget reaching the targets
     seed: int
+    warn_reach: float  # warn beyond this reach (amount / largest swept size)
 
 
 def _checked_options(args: argparse.Namespace) -> _Options:
@@ -341,7 +342,7 @@ def _checked_options(args: argparse.Namespace) -> _Options:
     robust = checks.run(lambda: _robustness(args))
     seed = checks.run(lambda: parse_seed(args.seed))
     checks.run(lambda: _check_targets_option(args))
-    checks.run(lambda: parse_positive(args.warn_reach, "--warn-reach", "4"))
+    warn_reach = checks.run(lambda: parse_positive(args.warn_reach, "--warn-reach", "4"))
     checks.run(lambda: check_out_dir(Path(args.out)))
     laws = checks.run(lambda: read_laws(args.laws))
     problem: Problem | None = None
@@ -355,8 +356,8 @@ def _checked_options(args: argparse.Namespace) -> _Options:
             if not checks.problems:
                 checks.run(partial(problem.constraints.check_budget, budget))
     raise_all(checks.problems)
-    assert problem is not None and seed is not None  # else a problem was raised
-    return _Options(problem, robust, targets, budget, seed)
+    assert problem is not None and seed is not None and warn_reach is not None  # else raised
+    return _Options(problem, robust, targets, budget, seed, warn_reach)
 
 
 def cmd_allocate(args: argparse.Namespace) -> int:
@@ -375,7 +376,7 @@ def cmd_allocate(args: argparse.Namespace) -> int:
     command = shlex.join(["plan-allocate", *args.argv])
     log.debug("options: %s", {k: v for k, v in vars(args).items() if k != "argv"})
     report = run_plan(problem, budget, objective, robust, targets, seed, command, str(args.laws))
-    warning = reach_warning(problem, report.planner.allocation.examples, float(args.warn_reach))
+    warning = reach_warning(problem, report.planner.allocation.examples, options.warn_reach)
     if warning is not None:
         log.warning("%s", warning)
     for path in write_outputs(report, Path(args.out), plots=not args.no_plots):

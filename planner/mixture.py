@@ -65,6 +65,7 @@ def mixture_dict(report: PlanReport) -> dict[str, Any]:
     p, c = report.problem, report.problem.constraints
     allocation = report.planner.allocation
     total = sum(allocation.examples)
+    reach = p.reach(allocation.examples)
     languages: dict[str, Any] = {}
     for i, lang in enumerate(p.languages):
         examples = allocation.examples[i]
@@ -80,7 +81,7 @@ def mixture_dict(report: PlanReport) -> dict[str, Any]:
             "predicted": _estimate(report.planner.scores[i]),
             "law": p.laws[i],
             "largest_swept": p.largest_swept[i] if p.largest_swept else None,
-            "reach": _ratio(p.reach(allocation.examples)[i]),
+            "reach": _ratio(reach[i]),
             "corpus": p.corpora[i] or None,
             "pair_filter": p.pair_filters[i] or None,
         }

@@ -8,7 +8,6 @@ over a range of budgets with the report's recorded objective, options and seed.
 
 from __future__ import annotations
 
-import io
 import logging
 import math
 from collections.abc import Iterable, Sequence
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from muit_core import ConfigError, OutputSet
+from muit_core import ConfigError, OutputSet, figure_png
 from planner.allocation import BaseAllocator
 from planner.baselines import baseline_allocators
 from planner.evaluation import (
@@ -141,12 +140,6 @@ def check_out_dir(out_dir: Path, names: Iterable[str] = OUTPUT_NAMES) -> None:
             )
 
 
-def _png(figure: Figure) -> bytes:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=PNG_DPI)
-    return buffer.getvalue()
-
-
 def render_outputs(
     report: PlanReport, frontier_points: int = 16, plots: bool = True
 ) -> dict[str, bytes]:
@@ -155,9 +148,9 @@ def render_outputs(
     files = {name: text.encode("utf-8") for name, text in mixture_texts(report).items()}
     files["table.txt"] = (format_table(report) + "\n").encode("utf-8")
     if plots:
-        files["frontier.png"] = _png(frontier_figure(report, frontier_points))
+        files["frontier.png"] = figure_png(frontier_figure(report, frontier_points), PNG_DPI)
         marginal = plot_marginal_value(report.problem, report.planner.allocation, report.objective)
-        files["marginal_value.png"] = _png(marginal)
+        files["marginal_value.png"] = figure_png(marginal, PNG_DPI)
     return files
 
 

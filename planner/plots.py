@@ -1,7 +1,7 @@
 """The two plots of a plan: the budget frontier and the marginal value at the allocation.
 
 Each function builds a matplotlib `Figure` (no pyplot, so no GUI backend and no global state)
-from numbers already computed; `muit_core.atomic_write_png` saves it.
+from numbers already computed; `plan-allocate` saves them through `muit_core.OutputSet`.
 """
 
 from __future__ import annotations

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +15,7 @@ from sweeps.corpus import load_pools
 from sweeps.ledger import DEFAULT_JOURNAL_NAME, Ledger, RunState
 from sweeps.mixture import PLANNER, Mixture, allocator_slug, read_mixture
 from sweeps.slurm import parse_slurm_options, submit_from_options
-from sweeps.spec import SweepSpec, load_spec, spec_to_dict
+from sweeps.spec import spec_to_dict
 from sweeps.sweep import make_run_mixture_cell
 from sweeps.templates import Direction
 from sweeps.validate import (
@@ -30,7 +29,7 @@ from sweeps.validate import (
     write_outputs,
 )
 from sweeps.worker import run_local_workers, run_worker
-from sweeps.write_data import DATA_FORMATS, check_format, check_out_dir, mixture_examples
+from sweeps.write_data import DATA_FORMATS, mixture_examples
 from sweeps.write_data import write_training_data as write_mixture_data
 
 log = logging.getLogger(__name__)
@@ -46,32 +45,19 @@ examples:
 """
 
 
-def _read_raw(mixture: Mixture) -> dict[str, Any]:
-    raw: dict[str, Any] = json.loads(mixture.path.read_text(encoding="utf-8"))
-    return raw
-
-
-def _write_data_spec(mixture: Mixture, args: argparse.Namespace) -> SweepSpec | None:
-    if args.spec:
-        return load_spec(args.spec, [])
-    if mixture.sweep_spec is not None:
-        return resolve_spec(mixture, None, [])
-    return None
-
-
 def cmd_write_data(args: argparse.Namespace) -> int:
     """Write the MuIT training set of one allocation in a mixture file as JSONL, from the same
     corpora, pair filters and training pools the sweep used, in the sweep's nested order."""
     mixture = read_mixture(args.mixture)
     allocation = mixture.allocation(args.allocator)
-    check_format(args.format)
     out_dir = (
         Path(args.out)
         if args.out
         else mixture.path.parent / "muit-data" / allocator_slug(allocation.allocator)
     )
-    check_out_dir(out_dir)
-    spec = _write_data_spec(mixture, args)
+    # The sweep's direction and system prompt: --spec's, else the mixture's own, else defaults.
+    has_spec = args.spec is not None or mixture.sweep_spec is not None
+    spec = resolve_spec(mixture, args.spec, []) if has_spec else None
     direction_text = args.direction or (spec.data.direction if spec else "en-x")
     direction = Direction.parse(direction_text)
     system_prompt = spec.data.system_prompt if spec else None
@@ -111,7 +97,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     options = parse_slurm_options(args.slurm) if args.slurm else None
     out_dir = Path(args.out) if args.out else mixture.path.parent / "validate"
     OutputSet.check(out_dir)  # a bad --out fails before any work
-    study = plan_study(mixture, _read_raw(mixture), spec, allocators, seeds, out_dir, args.storage)
+    study = plan_study(mixture, spec, allocators, seeds, out_dir, args.storage)
     _check_corpora(study)
     ledger = open_study(study)
     added = ledger.enqueue(list(study.cells), retry_failed=args.retry_failed)
@@ -126,7 +112,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         out_dir,
     )
     factory: Callable[[], Any] = functools.partial(
-        make_run_mixture_cell, spec_to_dict(spec), study.mixture_raw, str(mixture.path)
+        make_run_mixture_cell, spec_to_dict(spec), mixture.raw, str(mixture.path)
     )
     if options is not None:
         jobs = submit_from_options(options, spec.ledger.workers, ledger.config, factory)

@@ -88,6 +88,8 @@ class Mixture:
         sweep_spec: the resolved sweep spec (`sweeps.spec.spec_to_dict` form), or None.
         sweep_model: the base model the laws were fitted for, or None.
         weights: each language's weight in the plan's objective.
+        raw: the file's parsed content as it is (what a closed-loop study stores for its
+            remote workers, which re-check it with `parse_mixture`).
     """
 
     path: Path
@@ -99,6 +101,7 @@ class Mixture:
     sweep_spec: dict[str, Any] | None
     sweep_model: str | None
     weights: dict[str, float]
+    raw: dict[str, Any]
 
     @property
     def codes(self) -> tuple[str, ...]:
@@ -274,4 +277,5 @@ def parse_mixture(raw: Any, mixture_path: Path) -> Mixture:
             code: float(entry.get("weight", 1.0) or 1.0)
             for code, entry in raw["languages"].items()
         },
+        raw=raw,
     )

@@ -43,7 +43,7 @@ from sweeps.train import (
     train,
     wrap_lora,
 )
-from sweeps.write_data import mixture_examples, shuffled_union
+from sweeps.write_data import language_pools, mixture_examples, shuffled_union
 
 log = logging.getLogger(__name__)
 
@@ -135,27 +135,24 @@ def _train(
     return model, attrs
 
 
-def _heldout(
-    spec: SweepSpec, pools: LanguagePools, language: str, direction: Direction
-) -> list[Example]:
-    return translation_examples(
-        pools.heldout[: spec.eval.heldout_size], language, heldout_direction(direction)
-    )
-
-
 def _score(
     spec: SweepSpec,
     model: Any,
     tokenizer: Any,
-    heldout_examples: list[Example],
-    heldout_encoded: list[Encoded],
+    pools: LanguagePools,
     language: str,
+    direction: Direction,
 ) -> EvalReport:
+    """Score `model` on the language's first `eval.heldout_size` held-out pairs, as every run
+    of the sweep is scored."""
+    examples = translation_examples(
+        pools.heldout[: spec.eval.heldout_size], language, heldout_direction(direction)
+    )
     return evaluate_model(
         model,
         tokenizer,
-        heldout_examples,
-        heldout_encoded,
+        examples,
+        _encode(spec, tokenizer, examples),
         language=language,
         generate_size=spec.eval.generate_size,
         max_new_tokens=spec.eval.max_new_tokens,
@@ -198,8 +195,6 @@ def run_cell(spec: SweepSpec, cell: AnyCell) -> CellOutcome:
     device = pick_device()
     model, tokenizer = load_model(cell.model, device=device)
     n_params = sum(p.numel() for p in model.parameters())
-    heldout_examples = _heldout(spec, pools, cell.language, direction)
-    heldout_encoded = _encode(spec, tokenizer, heldout_examples)
     train_attrs: dict[str, Any] = {"train_tokens": 0, "train_wall_s": 0.0}
     tokens_per_example: float | None = None  # the untuned base cell trains on nothing
     if cell.n_examples > 0:
@@ -214,7 +209,7 @@ def run_cell(spec: SweepSpec, cell: AnyCell) -> CellOutcome:
         model, train_attrs = _train(
             spec, model, tokenizer, encoded, collate_fn, cell.seed, description
         )
-    evaluation = _score(spec, model, tokenizer, heldout_examples, heldout_encoded, cell.language)
+    evaluation = _score(spec, model, tokenizer, pools, cell.language, direction)
     attrs = {
         **train_attrs,
         "n_params": n_params,
@@ -269,11 +264,8 @@ def run_mixture_cell(spec: SweepSpec, mixture: Mixture, cell: AnyCell) -> CellOu
     metrics: dict[str, float] = {}
     per_language: dict[str, Any] = {}
     for lang in mixture.languages:
-        pair_filter = PairFilter.from_text(lang.pair_filter) if lang.pair_filter else None
-        pools = _load_for_mixture(lang.corpus, lang.code, pair_filter)
-        heldout_examples = _heldout(spec, pools, lang.code, direction)
-        heldout_encoded = _encode(spec, tokenizer, heldout_examples)
-        evaluation = _score(spec, model, tokenizer, heldout_examples, heldout_encoded, lang.code)
+        pools = language_pools(lang, _load_for_mixture)
+        evaluation = _score(spec, model, tokenizer, pools, lang.code, direction)
         for name, value in evaluation.metrics.items():
             metrics[f"{lang.code}/{name}"] = value
         per_language[lang.code] = {

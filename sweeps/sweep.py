@@ -174,6 +174,9 @@ def _pair_filter_text(attrs: Mapping[str, Any]) -> str | None:
     return PairFilter.from_dict(data if isinstance(data, Mapping) else {}).to_text()
 
 
+_SORT_COLUMNS = ["language", "model", "objective", "n_examples", "seed", "metric"]
+
+
 def results_table(ledger: Ledger, study_name: str) -> pd.DataFrame:
     """The tidy results table (contract 3): one row per finished run and metric.
 
@@ -212,11 +215,10 @@ def results_table(ledger: Ledger, study_name: str) -> pd.DataFrame:
     if not table.empty:
         per_language = table.groupby("language")["tokens_per_example"].mean()
         table["tokens_per_example"] = table["language"].map(per_language)
-    return table.sort_values(["language", "model", "objective", "n_examples", "seed", "metric"])
+    return table.sort_values(_SORT_COLUMNS)
 
 
 SWEEP_RECORD = "sweep.json"  # beside results.csv: each study's resolved spec, for plan-fit
-_SORT_COLUMNS = ["language", "model", "objective", "n_examples", "seed", "metric"]
 _NEEDED_COLUMNS = ("language", "n_examples", "metric", "value")
 
 

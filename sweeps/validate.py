@@ -64,11 +64,7 @@ def default_allocators(mixture: Mixture) -> tuple[str, ...]:
     """The planner, uniform and proportional, plus the baseline predicted to come closest to
     the planner (the smallest predicted gain), when it is another one."""
     chosen = [PLANNER, *(b for b in DEFAULT_BASELINES if b in mixture.allocations)]
-    gains = {
-        name: a.planner_gain.value
-        for name, a in mixture.allocations.items()
-        if a.planner_gain is not None and math.isfinite(a.planner_gain.value)
-    }
+    gains = {name: g for name, g in predicted_gains(mixture).items() if math.isfinite(g)}
     if gains:
         closest = min(gains, key=lambda name: gains[name])
         if closest not in chosen:
@@ -163,14 +159,12 @@ class ValidationStudy:
 
     Attributes:
         mixture: the mixture file, checked.
-        mixture_raw: its content, as stored in the study for remote workers.
         spec: the resolved spec the runs train with.
         cells: the (allocator, seed) cells.
         config: the ledger's location and worker settings.
     """
 
     mixture: Mixture
-    mixture_raw: dict[str, Any]
     spec: SweepSpec
     cells: tuple[MixtureCell, ...]
     config: LedgerConfig
@@ -178,7 +172,6 @@ class ValidationStudy:
 
 def plan_study(
     mixture: Mixture,
-    mixture_raw: dict[str, Any],
     spec: SweepSpec,
     allocators: Sequence[str],
     seeds: Sequence[int],
@@ -206,7 +199,7 @@ def plan_study(
         max_retries=spec.ledger.max_retries,
     )
     cells = tuple(mixture_cells(mixture, spec, allocators, seeds))
-    return ValidationStudy(mixture, mixture_raw, spec, cells, config)
+    return ValidationStudy(mixture, spec, cells, config)
 
 
 def open_study(study: ValidationStudy) -> Ledger:
@@ -214,7 +207,7 @@ def open_study(study: ValidationStudy) -> Ledger:
     ledger = Ledger.open(study.config)
     ledger.set_study_attr("kind", STUDY_KIND)
     ledger.set_study_attr("spec", spec_to_dict(study.spec))
-    ledger.set_study_attr("mixture", study.mixture_raw)
+    ledger.set_study_attr("mixture", study.mixture.raw)
     ledger.set_study_attr("mixture_path", str(study.mixture.path))
     return ledger
 

@@ -21,7 +21,7 @@ from typing import Any
 from muit_core import ConfigError, DataError, OutputSet
 from sweeps.corpus import load_pools
 from sweeps.instructions import Example, select_pairs, translation_examples
-from sweeps.mixture import Mixture, MixtureAllocation
+from sweeps.mixture import Mixture, MixtureAllocation, MixtureLanguage
 from sweeps.pairs import LanguagePools, Pair, PairFilter, english_key
 from sweeps.templates import Direction
 
@@ -80,6 +80,12 @@ def _check_disjoint(pools: LanguagePools, chosen: list[Pair]) -> None:
         )
 
 
+def language_pools(lang: MixtureLanguage, load: PoolLoader = load_pools) -> LanguagePools:
+    """The language's pools as the sweep read them: its corpus under its pair filter."""
+    pair_filter = PairFilter.from_text(lang.pair_filter) if lang.pair_filter else None
+    return load(lang.corpus, lang.code, pair_filter)
+
+
 def mixture_examples(
     mixture: Mixture,
     allocation: MixtureAllocation,
@@ -101,8 +107,7 @@ def mixture_examples(
                 f"The mixture {mixture.path} does not say which corpus {lang.code!r} came from; "
                 "re-run plan-fit and plan-allocate on results that carry a corpus column."
             )
-        pair_filter = PairFilter.from_text(lang.pair_filter) if lang.pair_filter else None
-        pools = load(lang.corpus, lang.code, pair_filter)  # every language: validate scores all
+        pools = language_pools(lang, load)  # every language: validate scores all
         if lang.n_available and lang.n_available != len(pools.train):
             raise DataError(
                 f"{lang.code}: the training pool of {lang.corpus!r} "

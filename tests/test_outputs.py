@@ -42,3 +42,13 @@ def test_check_creates_nothing_and_refuses_a_file_on_the_way(tmp_path: Path) -> 
     (tmp_path / "f").write_text("x")
     with pytest.raises(ConfigError, match=r"is not a folder you can write to"):
         OutputSet.check(tmp_path / "f" / "sub")
+
+
+def test_a_folder_where_a_file_goes_is_refused_before_any_rename(tmp_path: Path) -> None:
+    (tmp_path / "a.json").write_text("good\n")
+    (tmp_path / "plot.png").mkdir()
+    with pytest.raises(ConfigError, match=r"holds a folder 'plot.png' where a file goes"):  # noqa: SIM117
+        with OutputSet(tmp_path) as out:
+            out.write_text("a.json", "new\n")
+            out.write_bytes("plot.png", b"png")
+    assert (tmp_path / "a.json").read_text() == "good\n"  # nothing was put in place
