@@ -44,7 +44,6 @@ import os
 import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import optuna
@@ -130,7 +129,6 @@ class Ledger:
         self._storage = storage
         self.config = config
         self._locks = locks
-        self._claim_lock: Path | None = locks.claim
         self.worker_name = f"{socket.gethostname()}:{os.getpid()}"
 
     @classmethod
@@ -184,7 +182,7 @@ class Ledger:
         cell is done or running elsewhere (a duplicate enqueue) is failed as such and skipped.
         """
         while True:
-            with claim_guard(self._claim_lock):
+            with claim_guard(self._locks.claim):
                 waiting = self._study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
                 trial = self._take_waiting(waiting)
             if trial is None:
@@ -392,7 +390,7 @@ class Ledger:
                 *(claim.trial_number, claim.cell.key, done[-1].number),
             )
             return to_record(done[-1])
-        with claim_guard(self._claim_lock):
+        with claim_guard(self._locks.claim):
             taken = self._take_waiting([t for t in trials if t.state == TrialState.WAITING])
         attrs = {"worker": self.worker_name, **attrs}
         if taken is not None and self._finish_trial(taken._trial_id, TrialState.COMPLETE, attrs):
