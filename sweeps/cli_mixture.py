@@ -12,10 +12,11 @@ from typing import Any
 
 from muit_core import ConfigError, OutputSet
 from sweeps.corpus import load_pools
+from sweeps.general_data import GeneralRecipe
 from sweeps.ledger import DEFAULT_JOURNAL_NAME, Ledger, RunState
 from sweeps.mixture import PLANNER, Mixture, allocator_slug, read_mixture
 from sweeps.slurm import parse_slurm_options, submit_from_options
-from sweeps.spec import spec_to_dict
+from sweeps.spec import SweepSpec, spec_to_dict
 from sweeps.sweep import make_run_mixture_cell
 from sweeps.templates import Direction
 from sweeps.validate import (
@@ -47,7 +48,9 @@ examples:
 
 def cmd_write_data(args: argparse.Namespace) -> int:
     """Write the MuIT training set of one allocation in a mixture file as JSONL, from the same
-    corpora, pair filters and training pools the sweep used, in the sweep's nested order."""
+    corpora, pair filters and training pools the sweep used, in the sweep's nested order, with
+    the sweep's general data at its ratios; per-language files, the held-out pairs the sweep
+    scored, and configs for Hugging Face datasets, LLaMA-Factory and Axolotl beside it."""
     mixture = read_mixture(args.mixture)
     allocation = mixture.allocation(args.allocator)
     out_dir = (
@@ -55,34 +58,40 @@ def cmd_write_data(args: argparse.Namespace) -> int:
         if args.out
         else mixture.path.parent / "muit-data" / allocator_slug(allocation.allocator)
     )
-    # The sweep's direction and system prompt: --spec's, else the mixture's own, else defaults.
+    # The sweep's settings: --spec's, else the mixture's own, else the spec defaults.
     has_spec = args.spec is not None or mixture.sweep_spec is not None
-    spec = resolve_spec(mixture, args.spec, []) if has_spec else None
-    direction_text = args.direction or (spec.data.direction if spec else "en-x")
-    direction = Direction.parse(direction_text)
-    system_prompt = spec.data.system_prompt if spec else None
+    spec = resolve_spec(mixture, args.spec, []) if has_spec else SweepSpec()
+    direction = Direction.parse(args.direction or spec.data.direction)
     manifest = write_mixture_data(
         mixture,
         allocation,
         out_dir,
         direction=direction,
         data_format=args.format,
-        system_prompt=system_prompt,
+        system_prompt=spec.data.system_prompt,
+        general=GeneralRecipe.from_data_spec(spec.data),
+        heldout_size=spec.eval.heldout_size,
     )
     counts = ", ".join(f"{k} {v['examples']}" for k, v in manifest["languages"].items())
+    general = f", {manifest['general_examples']} general" if manifest["general_examples"] else ""
     print(
         f"wrote {out_dir / 'train.jsonl'}: {manifest['examples']} examples of "
-        f"{allocation.allocator}'s mixture ({counts}), {args.format} format, {direction.value}"
+        f"{allocation.allocator}'s mixture ({counts}{general}), {args.format} format, "
+        f"{direction.value}; per-language files in {out_dir / 'data'}, configs for datasets "
+        "(README.md), LLaMA-Factory (dataset_info.json, llamafactory.yaml) and Axolotl "
+        "(axolotl.yaml)"
     )
     return 0
 
 
 def _check_corpora(study: ValidationStudy) -> None:
-    """Draw every allocation's data once before anything is enqueued (a changed corpus fails
-    here, with one sentence, instead of in every worker)."""
+    """Draw every allocation's data once before anything is enqueued (a changed corpus or a
+    missing general data file fails here, with one sentence, instead of in every worker)."""
     direction = Direction.parse(study.spec.data.direction)
+    recipe = GeneralRecipe.from_data_spec(study.spec.data)
     for name in dict.fromkeys(cell.allocator for cell in study.cells):
-        mixture_examples(study.mixture, study.mixture.allocation(name), direction, load_pools)
+        allocation = study.mixture.allocation(name)
+        mixture_examples(study.mixture, allocation, direction, load_pools, recipe)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

@@ -21,10 +21,10 @@ from muit_core import ConfigError
 from sweeps.cells import AnyCell, Cell, CellOutcome, MixtureCell
 from sweeps.corpus import load_pools
 from sweeps.evaluate import EvalReport, evaluate_model
+from sweeps.general_data import GeneralRecipe, cell_examples
 from sweeps.instructions import (
     Example,
-    mix_general,
-    read_general_examples,
+    heldout_examples,
     select_pairs,
     translation_examples,
 )
@@ -62,11 +62,6 @@ def spec_pools(spec: SweepSpec, language: str) -> LanguagePools:
 def pick_device() -> torch.device:
     """The first CUDA device when there is one (each worker sees its own), else the CPU."""
     return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
-
-
-def heldout_direction(direction: Direction) -> Direction:
-    """The direction held-out pairs are scored in: English -> X unless training is X -> English."""
-    return Direction.X_TO_EN if direction is Direction.X_TO_EN else Direction.EN_TO_X
 
 
 def objective_loss(spec: SweepSpec, model: Any) -> LossFn:
@@ -145,9 +140,7 @@ def _score(
 ) -> EvalReport:
     """Score `model` on the language's first `eval.heldout_size` held-out pairs, as every run
     of the sweep is scored."""
-    examples = translation_examples(
-        pools.heldout[: spec.eval.heldout_size], language, heldout_direction(direction)
-    )
+    examples = heldout_examples(pools, spec.eval.heldout_size, language, direction)
     return evaluate_model(
         model,
         tokenizer,
@@ -199,10 +192,12 @@ def run_cell(spec: SweepSpec, cell: AnyCell) -> CellOutcome:
     tokens_per_example: float | None = None  # the untuned base cell trains on nothing
     if cell.n_examples > 0:
         pairs = select_pairs(pools, cell.n_examples, cell.seed)
-        examples = translation_examples(pairs, cell.language, direction)
-        if spec.data.general_data and spec.data.general_ratio > 0:
-            general = read_general_examples(spec.data.general_data, cell.language)
-            examples = mix_general(examples, general, spec.data.general_ratio, cell.seed)
+        examples = cell_examples(
+            GeneralRecipe.from_data_spec(spec.data),
+            translation_examples(pairs, cell.language, direction),
+            cell.language,
+            cell.seed,
+        )
         encoded, collate_fn = _training_batches(spec, tokenizer, [(cell.language, examples)])
         tokens_per_example = sum(len(e.input_ids) for e in encoded) / len(encoded)
         description = f"{cell.language} n={cell.n_examples} s={cell.seed}"
@@ -245,7 +240,8 @@ def run_mixture_cell(spec: SweepSpec, mixture: Mixture, cell: AnyCell) -> CellOu
     _set_threads(spec)
     direction = Direction.parse(spec.data.direction)
     allocation = mixture.allocation(cell.allocator)
-    parts = mixture_examples(mixture, allocation, direction, load=_load_for_mixture)
+    recipe = GeneralRecipe.from_data_spec(spec.data)
+    parts = mixture_examples(mixture, allocation, direction, _load_for_mixture, recipe)
     device = pick_device()
     model, tokenizer = load_model(cell.model, device=device)
     n_params = sum(p.numel() for p in model.parameters())
@@ -253,7 +249,12 @@ def run_mixture_cell(spec: SweepSpec, mixture: Mixture, cell: AnyCell) -> CellOu
     # batches with the cell's seed. DFT encodes per language (its English parallels are).
     union = shuffled_union(parts, mixture.seed)
     if spec.objective == "dft":
-        batch_parts = [(p.language, list(p.examples)) for p in parts if p.examples]
+        batch_parts = [(p.language, p.training_examples) for p in parts.languages]
+        batch_parts = [(language, examples) for language, examples in batch_parts if examples]
+        if parts.english is not None and batch_parts:
+            # English general instructions have no parallel to look up (their query is
+            # English already): they take the SFT loss in whichever part encodes them.
+            batch_parts[0] = (batch_parts[0][0], [*batch_parts[0][1], *parts.english.examples])
     else:
         batch_parts = [("mixture", union)]
     encoded, collate_fn = _training_batches(spec, tokenizer, batch_parts)

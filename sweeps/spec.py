@@ -34,8 +34,11 @@ class DataSpec:
     min_words: int = 4  # fewest English words in a pair
     max_words: int = 80  # most English words in a pair
     heldout_fraction: float = 0.1  # share of distinct English sentences held out
-    general_data: str = ""  # Alpaca-format JSONL of general instructions ({lang}); '' = none
-    general_ratio: float = 0.0  # general examples mixed in per translation example
+    general_data: str = ""  # general instructions in each language X: Alpaca JSONL or saved
+    #   Hugging Face dataset folder, '{lang}' for one per language; '' = none
+    general_ratio: float = 0.0  # X general examples mixed in per X translation example
+    general_data_en: str = ""  # English general instructions (same schema); '' = none
+    general_ratio_en: float = 0.0  # English general examples mixed in per translation example
     system_prompt: str | None = None  # None = the chat template's default system prompt
 
     def pair_filter(self) -> PairFilter:
@@ -137,11 +140,25 @@ class SweepSpec:
     def study_name(self) -> str:
         """`name-<hash>`: the hash covers what changes a run's result, not the grid or ledger,
         so adding sizes or seeds extends the same study and relaunching is idempotent."""
-        payload = spec_to_dict(self)
-        for key in ("grid", "ledger", "out_dir"):
-            payload.pop(key)
-        digest = hashlib.sha1(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:8]
-        return f"{self.name}-{digest}"
+        digest = hashlib.sha1(json.dumps(result_payload(self), sort_keys=True).encode())
+        return f"{self.name}-{digest.hexdigest()[:8]}"
+
+
+# Fields added after studies were named: left out of the hash while at their default, so a
+# spec that does not use them keeps its study (and its ledger) under the name it had.
+_HASHED_WHEN_SET = {"general_data_en": "", "general_ratio_en": 0.0}
+
+
+def result_payload(spec: SweepSpec) -> dict[str, Any]:
+    """The part of a spec that changes a run's result (not the grid, ledger or out_dir), as a
+    plain dict: what study names hash."""
+    payload = spec_to_dict(spec)
+    for key in ("grid", "ledger", "out_dir"):
+        payload.pop(key)
+    for key, default in _HASHED_WHEN_SET.items():
+        if payload["data"][key] == default:
+            payload["data"].pop(key)
+    return payload
 
 
 _CHOICES: dict[str, tuple[str, ...]] = {
@@ -241,10 +258,32 @@ def _check_values(spec: SweepSpec, problems: list[str]) -> None:
             "objective='dft' needs X -> English examples (a query in X with its English "
             "parallel), but data.direction='en-x'; set data.direction to 'x-en' or 'both'"
         )
+    _check_general(spec.data, problems)
     if spec.eval.generate_size > spec.eval.heldout_size:
         problems.append(
             f"eval.generate_size={spec.eval.generate_size} exceeds eval.heldout_size="
             f"{spec.eval.heldout_size}; generations are drawn from the scored pairs"
+        )
+
+
+def _check_general(data: DataSpec, problems: list[str]) -> None:
+    for path_key, ratio_key in (
+        ("general_data", "general_ratio"),
+        ("general_data_en", "general_ratio_en"),
+    ):
+        path, ratio = getattr(data, path_key), getattr(data, ratio_key)
+        if ratio < 0:
+            problems.append(f"data.{ratio_key}={ratio!r} must be 0 (no general data) or more")
+        elif ratio > 0 and not path:
+            problems.append(
+                f"data.{ratio_key}={ratio!r} asks for general data but data.{path_key} is ''; "
+                f"name the file or set data.{ratio_key}=0"
+            )
+    if data.general_data and "{lang}" not in data.general_data and len(data.languages) > 1:
+        problems.append(
+            f"data.general_data={data.general_data!r} has no {{lang}}, so every language would "
+            "get the same general data; put {lang} in the path for one file per language "
+            "(English general data goes in data.general_data_en)"
         )
 
 

@@ -28,7 +28,14 @@ from muit_core import METRICS, ConfigError, OutputSet
 from sweeps.cells import LedgerConfig, MixtureCell, RunState
 from sweeps.ledger import Ledger
 from sweeps.mixture import PLANNER, Mixture
-from sweeps.spec import SweepSpec, apply_overrides, load_spec, spec_from_dict, spec_to_dict
+from sweeps.spec import (
+    SweepSpec,
+    apply_overrides,
+    load_spec,
+    result_payload,
+    spec_from_dict,
+    spec_to_dict,
+)
 from sweeps.verdict import (
     VALIDATION_COLUMNS,
     format_verdict,
@@ -138,9 +145,7 @@ def study_name(mixture: Mixture, spec: SweepSpec) -> str:
     run's result in the spec, not the mixture's report fields, so relaunching the same
     validation is idempotent (also after plan-allocate rewrote the file with more fields) and
     adding allocators or seeds extends the same study."""
-    payload = spec_to_dict(spec)
-    for key in ("grid", "ledger", "out_dir"):
-        payload.pop(key)
+    payload = result_payload(spec)
     trained_on = {
         "seed": mixture.seed,
         "languages": {
@@ -181,16 +186,8 @@ def plan_study(
     """Everything a validation needs, checked before anything is written.
 
     Raises:
-        ConfigError: the spec trains on general data (the MuIT writer does not write it yet,
-            so the closed loop could not train on exactly what write-data writes), or the
-            ledger settings are wrong.
+        ConfigError: the ledger settings are wrong.
     """
-    if spec.data.general_data and spec.data.general_ratio > 0:
-        raise ConfigError(
-            "The sweep mixed in general data (data.general_ratio > 0), which plan-sweep "
-            "write-data does not write yet, so the closed loop would not train on the MuIT set "
-            "it writes; validate with data.general_ratio=0."
-        )
     config = LedgerConfig(
         storage_url=storage or spec.ledger.storage or None,
         study_name=study_name(mixture, spec),

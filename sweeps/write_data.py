@@ -1,11 +1,22 @@
-"""`plan-sweep write-data`: the MuIT training set of one allocation of a mixture, as JSONL.
+"""`plan-sweep write-data`: the MuIT training set of one allocation of a mixture, ready for
+common trainers.
 
 Pairs come from the same corpora, pair filters and training pools as the sweep, never from
 the held-out pools. Selection is deterministic: a language given n <= pool pairs gets the first
 n of the pool in the seed's order (the sweep's own nested order, so the plan's data extends
 what the sweep trained on); above one pool, every full pass is the whole pool in its own seeded
-order, and the last, partial pass is a prefix of another. The mixture is then shuffled with the
-seed. `plan-sweep validate` trains on exactly these examples (`mixture_examples`).
+order, and the last, partial pass is a prefix of another. General instructions join them by
+the spec's recipe (`sweeps.general_data`). The mixture is then shuffled with the seed.
+`plan-sweep validate` trains on exactly these examples (`mixture_examples`).
+
+The output folder (all files land together, or none):
+- `train.jsonl`: the whole shuffled mixture; `manifest.json`: counts, passes, text sizes and
+  sources per language and per file, the general recipe, and the eval rule;
+- `data/train.<lang>.jsonl` (translation), `data/general.<lang>.jsonl` (general instructions in
+  X, and `general.en` in English), `data/eval.<lang>.jsonl` (the held-out pairs every sweep run
+  and the closed loop scored);
+- `README.md` (Hugging Face `datasets`), `dataset_info.json` + `llamafactory.yaml`
+  (LLaMA-Factory), `axolotl.yaml` (Axolotl): see `sweeps.trainer_formats`.
 """
 
 from __future__ import annotations
@@ -13,21 +24,29 @@ from __future__ import annotations
 import json
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from muit_core import ConfigError, DataError, OutputSet
 from sweeps.corpus import load_pools
-from sweeps.instructions import Example, select_pairs, translation_examples
+from sweeps.data_layout import build_manifest, check_out_dir, data_files, remove_stale
+from sweeps.general_data import GeneralPart, GeneralRecipe, mixture_general
+from sweeps.instructions import (
+    Example,
+    heldout_direction,
+    heldout_examples,
+    select_pairs,
+    translation_examples,
+)
 from sweeps.mixture import Mixture, MixtureAllocation, MixtureLanguage
 from sweeps.pairs import LanguagePools, Pair, PairFilter, english_key
 from sweeps.templates import Direction
+from sweeps.trainer_formats import DATA_FORMATS, jsonl, trainer_configs
 
 log = logging.getLogger(__name__)
 
-DATA_FORMATS = ("chat", "alpaca")
 PoolLoader = Callable[[str, str, PairFilter | None], LanguagePools]
 
 
@@ -37,10 +56,12 @@ class LanguageData:
 
     Attributes:
         language: the language code.
-        examples: the instruction examples, in selection order (before the mixture shuffle).
+        examples: the translation examples, in selection order (before the mixture shuffle).
         pool: the training-pool size they were drawn from (0 when none were asked for).
         corpus: the corpus source.
         pair_filter: the pair filter, `PairFilter.to_text` form ('' = the corpus default).
+        general: its general instructions in the language, when the recipe has them.
+        heldout: its held-out examples (what runs are scored on), when they were asked for.
     """
 
     language: str
@@ -48,6 +69,35 @@ class LanguageData:
     pool: int
     corpus: str
     pair_filter: str
+    general: GeneralPart | None = None
+    heldout: tuple[Example, ...] = ()
+
+    @property
+    def training_examples(self) -> list[Example]:
+        """Its translation examples, then its general ones."""
+        return [*self.examples, *(self.general.examples if self.general else ())]
+
+
+@dataclass(frozen=True)
+class MixtureData:
+    """Every example of one allocation's MuIT set, by language.
+
+    Attributes:
+        languages: per language of the mixture, in its order.
+        english: the English general instructions, when the recipe has them.
+    """
+
+    languages: tuple[LanguageData, ...]
+    english: GeneralPart | None = None
+
+    def __iter__(self) -> Iterator[LanguageData]:
+        return iter(self.languages)
+
+    def training_examples(self) -> list[Example]:
+        """All training examples in a fixed order: each language's (translation, then general),
+        then the English general ones."""
+        english = self.english.examples if self.english else ()
+        return [*(e for part in self.languages for e in part.training_examples), *english]
 
 
 def choose_pairs(pools: LanguagePools, n_examples: int, seed: int) -> list[Pair]:
@@ -91,14 +141,24 @@ def mixture_examples(
     allocation: MixtureAllocation,
     direction: Direction,
     load: PoolLoader = load_pools,
-) -> list[LanguageData]:
+    general: GeneralRecipe | None = None,
+    heldout_size: int = 0,
+) -> MixtureData:
     """Every language's examples for `allocation`, drawn as the sweep drew them.
+
+    Args:
+        general: the general-data recipe (the spec's `data.general_*`); None = none.
+        heldout_size: held-out examples to build per language (`eval.heldout_size`); 0 = none.
 
     Raises:
         ConfigError: a language has no corpus in the mixture.
         DataError: a corpus changed size since the plan (so the plan's caps no longer hold),
-            cannot be read, or a training pair is also held out.
+            cannot be read, or a training pair is also held out; a general data file the
+            recipe names is missing or malformed.
     """
+    # General data first: a missing or malformed file fails before any corpus is read.
+    recipe = general or GeneralRecipe()
+    per_language, english = mixture_general(recipe, allocation.examples, mixture.seed)
     out: list[LanguageData] = []
     for lang in mixture.languages:
         n_examples = allocation.examples[lang.code]
@@ -115,43 +175,28 @@ def mixture_examples(
                 f"the plan assumed {lang.n_available}; the corpus changed since the sweep: "
                 "re-run the sweep's export, plan-fit and plan-allocate on it."
             )
-        if n_examples == 0:
-            out.append(LanguageData(lang.code, (), 0, lang.corpus, lang.pair_filter))
-            continue
-        chosen = choose_pairs(pools, n_examples, mixture.seed)
+        heldout = tuple(heldout_examples(pools, heldout_size, lang.code, direction))
+        chosen = choose_pairs(pools, n_examples, mixture.seed) if n_examples else []
         _check_disjoint(pools, chosen)
-        examples = tuple(translation_examples(chosen, lang.code, direction))
         out.append(
-            LanguageData(lang.code, examples, len(pools.train), lang.corpus, lang.pair_filter)
+            LanguageData(
+                lang.code,
+                tuple(translation_examples(chosen, lang.code, direction)),
+                len(pools.train) if n_examples else 0,
+                lang.corpus,
+                lang.pair_filter,
+                per_language.get(lang.code),
+                heldout,
+            )
         )
-    return out
+    return MixtureData(tuple(out), english)
 
 
-def shuffled_union(parts: list[LanguageData], seed: int) -> list[Example]:
-    """All languages' examples in one list, shuffled with `seed` (the MuIT training order)."""
-    union = [example for part in parts for example in part.examples]
+def shuffled_union(data: MixtureData, seed: int) -> list[Example]:
+    """All training examples in one list, shuffled with `seed` (the MuIT training order)."""
+    union = data.training_examples()
     random.Random(seed).shuffle(union)
     return union
-
-
-def _record(example: Example, data_format: str, system_prompt: str | None) -> dict[str, Any]:
-    if data_format == "alpaca":
-        record: dict[str, Any] = {
-            "instruction": example.prompt,
-            "input": "",
-            "output": example.response,
-            "language": example.language,
-        }
-        if system_prompt:
-            record["system"] = system_prompt
-        return record
-    messages = [
-        {"role": "user", "content": example.prompt},
-        {"role": "assistant", "content": example.response},
-    ]
-    if system_prompt:
-        messages.insert(0, {"role": "system", "content": system_prompt})
-    return {"messages": messages, "language": example.language}
 
 
 def check_format(data_format: str) -> None:
@@ -160,26 +205,6 @@ def check_format(data_format: str) -> None:
         raise ConfigError(
             f"Unknown --format {data_format!r}; use one of {', '.join(DATA_FORMATS)}."
         )
-
-
-OUTPUT_FILES = ("train.jsonl", "manifest.json")
-
-
-def check_out_dir(out_dir: Path) -> None:
-    """Refuse an output folder that holds files other than an earlier training set's.
-
-    Raises:
-        ConfigError: `out_dir` is a file, or a folder with other files in it.
-    """
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ConfigError(f"--out {str(out_dir)!r} is a file, not a folder; give a folder path.")
-    if out_dir.is_dir():
-        others = sorted(p.name for p in out_dir.iterdir() if p.name not in OUTPUT_FILES)
-        if others:
-            raise ConfigError(
-                f"--out {str(out_dir)!r} holds other files ({', '.join(others[:3])}); give an "
-                "empty or new folder, or one that only holds an earlier train.jsonl."
-            )
 
 
 def write_training_data(
@@ -191,51 +216,55 @@ def write_training_data(
     data_format: str = "chat",
     system_prompt: str | None = None,
     load: PoolLoader = load_pools,
+    general: GeneralRecipe | None = None,
+    heldout_size: int = 0,
 ) -> dict[str, Any]:
-    """Write `train.jsonl` (the shuffled mixture) and `manifest.json` for one allocation.
+    """Write one allocation's MuIT set and its trainer configs into `out_dir`.
 
-    Everything is drawn and checked before anything is written, and both files land together
+    Everything is drawn and checked before anything is written, and all files land together
     (`muit_core.OutputSet`): a failure leaves the folder as it was.
+
+    Args:
+        general: the general-data recipe the sweep trained with; None = none.
+        heldout_size: held-out examples per language for the eval files (the spec's
+            `eval.heldout_size`); 0 writes no eval files.
 
     Returns:
         The manifest written.
 
     Raises:
-        ConfigError: an unknown format, or a language without a corpus.
+        ConfigError: an unknown format, a language without a corpus, or an output folder
+            holding other files.
         DataError: see `mixture_examples`.
     """
     check_format(data_format)
     check_out_dir(out_dir)
-    parts = mixture_examples(mixture, allocation, direction, load)
-    union = shuffled_union(parts, mixture.seed)
-    lines = "".join(
-        json.dumps(_record(e, data_format, system_prompt), ensure_ascii=False) + "\n"
-        for e in union
-    )
-    languages = {
-        part.language: {
-            "examples": len(part.examples),
-            "pool": part.pool or None,
-            "passes": len(part.examples) / part.pool if part.pool else 0.0,
-            "corpus": part.corpus,
-            "pair_filter": part.pair_filter or None,
-        }
-        for part in parts
-    }
-    manifest = {
-        "file": "train.jsonl",
-        "mixture": str(mixture.path),
-        "allocator": allocation.allocator,
-        "examples": len(union),
+    data = mixture_examples(mixture, allocation, direction, load, general, heldout_size)
+    union = shuffled_union(data, mixture.seed)
+    files = data_files(data)
+    settings = {
         "format": data_format,
         "direction": direction.value,
-        "seed": mixture.seed,
-        "languages": languages,
+        "general_recipe": (general or GeneralRecipe()).to_dict(),
+        "eval": {
+            "heldout_size": heldout_size,
+            "direction": heldout_direction(direction).value,
+            "rule": "each language's first eval.heldout_size held-out pairs (the corpus split "
+            "of sweeps.pairs.split_pairs): what every sweep run and validate scored",
+        },
     }
+    manifest = build_manifest(mixture, allocation, data, files, settings)
+    title = f"MuIT training set: {allocation.allocator}'s allocation of {mixture.path.name}"
+    configs = trainer_configs(files, data_format, system_prompt, out_dir.resolve(), title)
     with OutputSet(out_dir) as out:
-        out.write_text("train.jsonl", lines)
-        out.write_text("manifest.json", json.dumps(manifest, indent=2) + "\n")
-    for part in parts:
+        out.write_text("train.jsonl", jsonl(union, data_format, system_prompt))
+        for f in files:
+            out.write_text(f.path, jsonl(f.examples, data_format, system_prompt))
+        for name, text in configs.items():
+            out.write_text(name, text)
+        out.write_text("manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    remove_stale(out_dir, {f.path for f in files})
+    for part in data.languages:
         log.info(
             "%s: %d examples from %d training pairs", part.language, len(part.examples), part.pool
         )

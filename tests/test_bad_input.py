@@ -80,6 +80,18 @@ def _first_language(raw: dict) -> dict:  # type: ignore[type-arg]
     return next(iter(raw["languages"].values()))  # type: ignore[no-any-return]
 
 
+def _general_spec(ws: Path, files: dict[str, str]) -> None:
+    """A spec at `{ws}/bad/general.toml` asking for general data `{ws}/bad/general_{lang}.jsonl`,
+    and those files: one line each, for the languages in `files` only."""
+    (ws / "bad").mkdir(exist_ok=True)
+    for lang, line in files.items():
+        (ws / "bad" / f"general_{lang}.jsonl").write_text(line + "\n")
+    (ws / "bad" / "general.toml").write_text(
+        "[data]\nlanguages = ['de', 'el', 'hi']\n"
+        f"general_data = '{ws}/bad/general_{{lang}}.jsonl'\ngeneral_ratio = 0.5\n"
+    )
+
+
 LAWS = "{ws}/fits/laws.json"
 CASES: list[BadInput] = [
     # --- plan-fit ---------------------------------------------------------------------------
@@ -426,6 +438,29 @@ CASES: list[BadInput] = [
         "plan-sweep",
         ("write-data", "{ws}/allocate/mixture.json", "--allocator", "oracle"),
         r"has no allocator 'oracle'; it has: planner",
+    ),
+    BadInput(
+        "sweep-write-data-general-data-of-another-schema",
+        "plan-sweep",
+        ("write-data", "{ws}/allocate/mixture.json", "--spec", "{ws}/bad/general.toml"),
+        r"general_de.jsonl:1: expected a JSON object with 'instruction' and 'output' strings "
+        r"\(found \['answer', 'prompt'\]\); convert the general data to Alpaca records",
+        lambda ws: _general_spec(ws, {"de": '{"prompt": "p", "answer": "a"}'}),
+    ),
+    BadInput(
+        "sweep-write-data-language-without-general-data",
+        "plan-sweep",
+        ("write-data", "{ws}/allocate/mixture.json", "--spec", "{ws}/bad/general.toml"),
+        r"No general data for 'el': .*general_el.jsonl \(from data.general_data\) does not "
+        r"exist; add that file .* or set data.general_ratio=0 to train without it",
+        lambda ws: _general_spec(ws, {"de": '{"instruction": "i", "output": "o"}'}),
+    ),
+    BadInput(
+        "sweep-write-data-out-holds-other-files",
+        "plan-sweep",
+        ("write-data", "{ws}/allocate/mixture.json", "--out", "{ws}/allocate"),
+        r"--out '.*allocate' holds other files \(.*mixture.json.*\); give an empty or new "
+        r"folder",
     ),
     BadInput(
         "sweep-launch-negative-workers",
