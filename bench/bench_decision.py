@@ -38,6 +38,7 @@ from fits.fitting import FitOptions
 from fits.pipeline import FitRequest, fit_all
 from planner import (
     CallableValue,
+    GuardedPlanner,
     Objective,
     PlannerAllocator,
     Robustness,
@@ -117,11 +118,16 @@ def run_case(case: int, noise: float, seeds: int, n_draws: int) -> list[Outcome]
     oracle_values = CallableValue(
         tuple(POOLS), tuple((lambda x, t=t: -t.loss(x)) for t in truths.values())
     )
+    point = PlannerAllocator(higher_is_better=False)
+    expected = PlannerAllocator(Objective.MEAN, Robustness(), higher_is_better=False)
     variants = {
-        "planner": PlannerAllocator(higher_is_better=False),
+        "planner (point)": point,
+        "planner (expected)": expected,
         "planner --robust --quantile 0.1": PlannerAllocator(
             Objective.MEAN, Robustness(quantile=0.1), higher_is_better=False
         ),
+        "guarded (point)": GuardedPlanner(point, UniformAllocator()),
+        "guarded (expected)": GuardedPlanner(expected, UniformAllocator()),
     }
     out = []
     for reach in REACHES:

@@ -1,7 +1,8 @@
 """Per-language scaling laws for `plan-fit`: laws, robust fits, bootstrap, selection, plots.
 
 The allocator reads the laws file this package writes (`read_laws`) and evaluates each language
-entry through `FitResult.__call__`, `predict_draws` and `interval`. A law is one registry entry
+entry through `FitResult.__call__`, `predict_draws` and `interval`, or its `Predictive`
+(the law mixture, reach error and untuned anchor the bands come from). A law is one registry entry
 (`LawInfo`); `register_law` adds one, and `LAWS` and `LAW_INFO` are live, read-only views of
 the registry. Importing `fits` loads neither torch nor transformers.
 """
@@ -19,6 +20,7 @@ from fits.laws import (
     register_law,
     unregister_law,
 )
+from fits.predictive import Anchor, Component, Predictive, anchor_line, reach_factor
 from fits.result import (
     LAWS_FORMAT,
     FitResult,
@@ -34,15 +36,20 @@ __all__ = [
     "LAWS",
     "LAWS_FORMAT",
     "LAW_INFO",
+    "Anchor",
     "Box",
+    "Component",
     "FitResult",
     "Law",
     "LawData",
     "LawInfo",
     "LawsFile",
     "Pooling",
+    "Predictive",
+    "anchor_line",
     "law_info",
     "laws_to_json",
+    "reach_factor",
     "read_laws",
     "register_law",
     "unregister_law",

@@ -10,6 +10,7 @@ recorded with `success=False` and the reason.
 from __future__ import annotations
 
 import logging
+import math
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -18,12 +19,12 @@ from fits.diagnostics import failed_result, unfit_reason
 from fits.fitting import FitOptions, fit_languages
 from fits.laws import AUTO, LAW_INFO, law_info
 from fits.pooled import fit_pooled
+from fits.reach import DEPTHS, ReachCalibration, build_predictive, run_backtests
 from fits.result import FitResult, LawsFile
 from fits.selection import (
     Extrapolation,
     auto_candidates,
-    choose_law,
-    extrapolation_errors,
+    holdout_split,
     per_language_candidates,
     pooled_candidates,
 )
@@ -118,14 +119,26 @@ def fit_all(
 
 
 def _annotate(
-    fit: FitResult, errors: dict[str, Extrapolation], selection: str, message: str = ""
+    fit: FitResult,
+    errors: dict[str, Extrapolation],
+    selection: str,
+    message: str = "",
+    calibration: ReachCalibration | None = None,
 ) -> FitResult:
-    """A copy of `fit` with the extrapolation errors and the selection reason recorded."""
+    """A copy of `fit` with the extrapolation errors, the backtest scores and weights, and the
+    selection reason recorded."""
     diagnostics = {
         **fit.diagnostics,
         "extrapolation": {law: e.to_dict() for law, e in errors.items()},
         "selection": selection,
     }
+    if calibration is not None:
+        scores = calibration.scores(fit.language)
+        diagnostics["backtest_error_at_2x"] = {
+            law: s if math.isfinite(s) else None for law, s in scores.items()
+        }
+        if fit.predictive is not None:
+            diagnostics["mixture_weights"] = {c.law: c.weight for c in fit.predictive.components}
     joined = "; ".join(m for m in (fit.message, message) if m)
     return replace(fit, diagnostics=diagnostics, message=joined)
 
@@ -133,51 +146,159 @@ def _annotate(
 def _fit_auto(
     points: dict[str, Points], request: FitRequest, kw: dict[str, Any]
 ) -> tuple[dict[str, FitResult], dict[str, Any] | None]:
+    """Backtest every candidate at several reaches, fit those the backtests keep, and make
+    each language's predictive mixture of them (`fits.reach`)."""
     candidates = auto_candidates(len(points))
-    log.info("Held-out check of %s on %d language(s)", ", ".join(candidates), len(points))
-    errors = extrapolation_errors(
-        points,
-        candidates,
-        higher_is_better=kw["higher_is_better"],
-        n_holdout=request.n_holdout,
-        options=request.options,
-    )
+    log.info("Backtests of %s on %d language(s)", ", ".join(candidates), len(points))
+    calibration = _calibrate(points, candidates, request, kw)
+    errors = _extrapolation(calibration, points, candidates, request.n_holdout)
+    weights = {lang: calibration.weights(lang) for lang in points}
     chosen: dict[str, tuple[str, str]] = {}
     for lang, pts in points.items():
-        law, why = choose_law(errors[lang])
-        if law is None:
-            law = _fallback_law(pts, len(points))
-            why = f"{why}; chose {law}, the simplest law these points determine" if law else why
-        chosen[lang] = (law or per_language_candidates()[-1], why)
-    groups: dict[str, list[str]] = defaultdict(list)
-    for lang, (law, _) in chosen.items():
-        groups[law].append(lang)
-    fits: dict[str, FitResult] = {}
-    pooled_entry = None
-    for law, langs in groups.items():
-        if law_info(law).pooled:
-            try:
-                pooled = fit_pooled(points, law, options=request.options, **kw)
-            except FitError as err:
-                for lang in langs:
-                    fits[lang] = failed_result(
-                        language=lang, law=law, points=points[lang], message=str(err), **kw
-                    )
-                continue
-            pooled_entry = pooled.entry
-            fits.update({lang: pooled.fits[lang] for lang in langs})
-            continue
-        ready = {lang: points[lang] for lang in langs if unfit_reason(points[lang], law) is None}
-        if ready:
-            fits.update(fit_languages(ready, law, options=request.options, **kw))
-        for lang in set(langs) - set(ready):
-            reason = unfit_reason(points[lang], law) or ""
-            fits[lang] = failed_result(
-                language=lang, law=law, points=points[lang], message=reason, **kw
+        if weights[lang]:
+            best = next(iter(weights[lang]))
+            scores = calibration.scores(lang)
+            why = (
+                f"smallest backtest error, scaled to 2x reach ({scores[best]:.2%}), of "
+                f"{sum(math.isfinite(s) for s in scores.values())} candidate(s)"
             )
-    return {
-        lang: _annotate(fits[lang], errors[lang], f"auto: {chosen[lang][1]}") for lang in points
-    }, pooled_entry
+        else:
+            fallback = _fallback_law(pts, len(points))
+            why = "no candidate law could be checked on held-out sizes"
+            if fallback:
+                why += f"; chose {fallback}, the simplest law these points determine"
+            best = fallback or per_language_candidates()[-1]
+        chosen[lang] = (best, why)
+    needed: dict[str, list[str]] = defaultdict(list)
+    for lang in points:
+        for law in dict.fromkeys([chosen[lang][0], *weights[lang]]):
+            needed[law].append(lang)
+    full: dict[str, dict[str, FitResult]] = {}
+    pooled_entries: dict[str, dict[str, Any]] = {}
+    for law, langs in needed.items():
+        full[law], entry = _fit_law(points, law, langs, request, kw)
+        if entry is not None:
+            pooled_entries[law] = entry
+    fits: dict[str, FitResult] = {}
+    for lang in points:
+        law, why = chosen[lang]
+        fit = full[law][lang]
+        usable = {w: full[w][lang] for w in weights[lang] if full[w][lang].success}
+        mixture = {w: x for w, x in weights[lang].items() if w in usable}
+        if fit.success and law not in mixture:
+            usable, mixture = {law: fit}, {law: 1.0}
+        total = sum(mixture.values())
+        fit = _with_predictive(
+            fit,
+            points[lang],
+            usable,
+            {w: x / total for w, x in mixture.items()},
+            calibration,
+            request,
+        )
+        fits[lang] = _annotate(fit, errors[lang], f"auto: {why}", calibration=calibration)
+    used_pooled = {chosen[lang][0] for lang in points} & set(pooled_entries)
+    pooled_entry = pooled_entries[next(iter(used_pooled))] if used_pooled else None
+    return fits, pooled_entry
+
+
+def _calibrate(
+    points: dict[str, Points],
+    laws: tuple[str, ...],
+    request: FitRequest,
+    kw: dict[str, Any],
+    share: tuple[str, ...] = (),
+) -> ReachCalibration:
+    depths = tuple(sorted({*DEPTHS, request.n_holdout}))
+    backtests = run_backtests(
+        points,
+        laws,
+        higher_is_better=kw["higher_is_better"],
+        share=share,
+        options=request.options,
+        depths=depths,
+    )
+    return ReachCalibration.from_backtests(backtests)
+
+
+def _extrapolation(
+    calibration: ReachCalibration,
+    points: dict[str, Points],
+    laws: tuple[str, ...],
+    n_holdout: int,
+) -> dict[str, dict[str, Extrapolation]]:
+    """The `n_holdout` backtest of each law, in the form the reports read."""
+    out: dict[str, dict[str, Extrapolation]] = {}
+    for lang, pts in points.items():
+        out[lang] = {}
+        _, held = holdout_split(pts, n_holdout)
+        for law in laws:
+            tests = [t for t in calibration.backtests[lang][law] if t.depth == n_holdout]
+            if tests:
+                error = sum(abs(t.error) for t in tests) / len(tests)
+                out[lang][law] = Extrapolation(law, error, held)
+            else:
+                message = (
+                    f"could not be fitted below the largest {n_holdout} size(s) "
+                    f"({', '.join(f'{h:g}' for h in held) or 'none'})"
+                )
+                out[lang][law] = Extrapolation(law, math.nan, held, message)
+    return out
+
+
+def _fit_law(
+    points: dict[str, Points],
+    law: str,
+    langs: list[str],
+    request: FitRequest,
+    kw: dict[str, Any],
+) -> tuple[dict[str, FitResult], dict[str, Any] | None]:
+    """Full fits (with bootstrap) of one law for `langs`; failures are recorded, not raised.
+
+    A pooled law is fitted on every language (its shared parameters need them all)."""
+    if law_info(law).pooled:
+        try:
+            pooled = fit_pooled(points, law, options=request.options, **kw)
+        except FitError as err:
+            return {
+                lang: failed_result(
+                    language=lang, law=law, points=points[lang], message=str(err), **kw
+                )
+                for lang in langs
+            }, None
+        return {lang: pooled.fits[lang] for lang in langs}, pooled.entry
+    out: dict[str, FitResult] = {}
+    ready = {lang: points[lang] for lang in langs if unfit_reason(points[lang], law) is None}
+    if ready:
+        out.update(fit_languages(ready, law, options=request.options, **kw))
+    for lang in set(langs) - set(ready):
+        reason = unfit_reason(points[lang], law) or ""
+        out[lang] = failed_result(
+            language=lang, law=law, points=points[lang], message=reason, **kw
+        )
+    return out, None
+
+
+def _with_predictive(
+    fit: FitResult,
+    points: Points,
+    fits_by_law: dict[str, FitResult],
+    weights: dict[str, float],
+    calibration: ReachCalibration,
+    request: FitRequest,
+) -> FitResult:
+    """`fit` with its predictive mixture attached (unchanged when the fit failed)."""
+    if not fit.success:
+        return fit
+    predictive = build_predictive(
+        points,
+        fits_by_law,
+        weights,
+        calibration,
+        n_draws=request.options.n_bootstrap,
+        seed=request.options.seed,
+    )
+    return replace(fit, predictive=predictive)
 
 
 def _fallback_law(points: Points, n_languages: int) -> str | None:
@@ -216,13 +337,8 @@ def _fit_named(
     for lang, note in notes.items():
         log.warning("%s: %s", lang, note)
     used = tuple(dict.fromkeys(choice for choice in plan.values() if choice))
-    errors = extrapolation_errors(
-        points,
-        used,
-        higher_is_better=kw["higher_is_better"],
-        n_holdout=request.n_holdout,
-        options=request.options,
-    )
+    calibration = _calibrate(points, used, request, kw)
+    errors = _extrapolation(calibration, points, used, request.n_holdout)
     fits: dict[str, FitResult] = {}
     for current in used:
         langs = {lang: points[lang] for lang, choice in plan.items() if choice == current}
@@ -232,31 +348,35 @@ def _fit_named(
             fits[lang] = failed_result(
                 language=lang, law=law, points=points[lang], message=notes[lang], **kw
             )
-    return {
-        lang: _annotate(
-            fits[lang],
+    out = {}
+    for lang in points:
+        fit = fits[lang]
+        if plan[lang] is not None:
+            fit = _with_predictive(
+                fit, points[lang], {fit.law: fit}, {fit.law: 1.0}, calibration, request
+            )
+        out[lang] = _annotate(
+            fit,
             {k: v for k, v in errors[lang].items() if k == plan[lang]},
             f"requested {law}",
             notes.get(lang, "") if plan[lang] else "",
+            calibration=calibration,
         )
-        for lang in points
-    }
+    return out
 
 
 def _fit_pooled_request(
     points: dict[str, Points], request: FitRequest, kw: dict[str, Any]
 ) -> tuple[dict[str, FitResult], dict[str, Any]]:
-    errors = extrapolation_errors(
-        points,
-        (request.law,),
-        higher_is_better=kw["higher_is_better"],
-        n_holdout=request.n_holdout,
-        share=request.share,
-        options=request.options,
-    )
-    pooled = fit_pooled(points, request.law, share=request.share, options=request.options, **kw)
-    fits = {
-        lang: _annotate(pooled.fits[lang], errors[lang], f"requested pooled {request.law}")
-        for lang in points
-    }
+    law = request.law
+    calibration = _calibrate(points, (law,), request, kw, share=request.share)
+    errors = _extrapolation(calibration, points, (law,), request.n_holdout)
+    pooled = fit_pooled(points, law, share=request.share, options=request.options, **kw)
+    fits = {}
+    for lang in points:
+        fit = pooled.fits[lang]
+        fit = _with_predictive(fit, points[lang], {law: fit}, {law: 1.0}, calibration, request)
+        fits[lang] = _annotate(
+            fit, errors[lang], f"requested pooled {law}", calibration=calibration
+        )
     return fits, pooled.entry

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fits.laws import LAW_INFO, LAWS
+from fits.predictive import Predictive
 from muit_core import METRICS, DataError, FitError, atomic_write_text
 
 if TYPE_CHECKING:
@@ -61,6 +62,9 @@ class FitResult:
         fixed: inputs held fixed for prediction, e.g. `{"n": 1.35e8}` for `chinchilla`.
         shared: names of parameters shared with other languages in a pooled fit.
         diagnostics: residuals, extrapolation errors, flags and notes (JSON-safe).
+        predictive: the predictive distribution the bands and the planner use (laws the
+            backtests cannot tell apart, reach error, untuned anchor; `fits.predictive`), or
+            None for a laws file written before it (bands then carry parameter noise only).
     """
 
     language: str
@@ -79,6 +83,7 @@ class FitResult:
     fixed: dict[str, float] = field(default_factory=dict)
     shared: tuple[str, ...] = ()
     diagnostics: dict[str, Any] = field(default_factory=dict)
+    predictive: Predictive | None = None
 
     def __post_init__(self) -> None:
         if self.law not in LAWS:
@@ -115,27 +120,33 @@ class FitResult:
             )
 
     def __call__(self, d: ArrayLike) -> NDArray[np.float64]:
-        """Point prediction of the metric at data size(s) `d` (examples).
+        """Point prediction of the metric at data size(s) `d` (examples): the fitted law,
+        anchored to the untuned model below the smallest swept size (`fits.predictive`).
 
         Raises:
             FitError: the fit failed (`success` is false).
         """
         self._check_usable()
-        return np.asarray(
-            LAWS[self.law](np.asarray(d, dtype=np.float64), **self.params, **self.fixed),
-            dtype=np.float64,
-        )
+        sizes = np.asarray(d, dtype=np.float64)
+        if self.predictive is not None:
+            params = {k: np.asarray(v) for k, v in {**self.params, **self.fixed}.items()}
+            return self.predictive.law_values(self.law, params, sizes)
+        return np.asarray(LAWS[self.law](sizes, **self.params, **self.fixed), dtype=np.float64)
 
     def predict_draws(self, d: ArrayLike) -> NDArray[np.float64]:
-        """Predictions of every bootstrap draw: shape `(n_draws, len(d))`.
+        """Predictions of every draw: shape `(n_draws, len(d))`.
 
-        The first axis is empty when the fit has no draws.
+        The draws of the predictive distribution when the fit has one (law mixture, parameter
+        noise and reach error), else the bootstrap draws of the fitted law. The first axis is
+        empty when there are none.
 
         Raises:
             FitError: the fit failed (`success` is false).
         """
         self._check_usable()
         sizes = np.atleast_1d(np.asarray(d, dtype=np.float64))
+        if self.predictive is not None and self.predictive.n_draws:
+            return self.predictive.draws(sizes)
         if self.n_draws == 0:
             return np.empty((0, sizes.size), dtype=np.float64)
         columns = {k: np.asarray(v, dtype=np.float64)[:, None] for k, v in self.draws.items()}
@@ -145,10 +156,10 @@ class FitResult:
     def interval(
         self, d: ArrayLike, level: float = 0.9
     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """Percentile interval of the predicted mean metric at `d` over the bootstrap draws.
+        """Percentile interval of the predicted mean metric at `d` over `predict_draws`.
 
-        This is the uncertainty of the curve (parameter uncertainty), not the spread of a
-        single run around it.
+        This is the uncertainty of the curve (its law's form, its parameters and, beyond the
+        sweep, the reach error the backtests measured), not the spread of a single run.
 
         Args:
             d: data size(s) in examples.
@@ -201,6 +212,7 @@ class FitResult:
                 k: [_clean(float(f"{x:.{_DRAW_DIGITS}g}")) for x in v]
                 for k, v in self.draws.items()
             },
+            "predictive": None if self.predictive is None else self.predictive.to_dict(),
         }
 
     @classmethod
@@ -241,6 +253,9 @@ class FitResult:
                 fixed=fixed,
                 shared=tuple(entry.get("shared") or ()),
                 diagnostics=dict(entry.get("diagnostics") or {}),
+                predictive=None
+                if entry.get("predictive") is None
+                else Predictive.from_dict(entry["predictive"]),
             )
         except (TypeError, ValueError, AttributeError) as err:
             language = entry.get("language", "?")

@@ -1,9 +1,10 @@
-"""Model selection by extrapolation: fit the smaller sizes, predict the largest.
+"""The candidates `--law auto` tries, and hold-out fits: fit the smaller sizes, predict the
+larger ones.
 
-For each language the largest `n_holdout` distinct sizes are held out, every candidate law is
-fitted to the rest (no bootstrap), and its error is the mean, over the held-out sizes, of
-`|prediction - mean over seeds| / |mean over seeds|`. `--law auto` picks, per language, the law
-with the smallest such error; every candidate's error (or why it has none) is reported.
+`holdout_fits` fits one law to every language's sizes below its largest `n_holdout` (no
+bootstrap); `fits.reach` runs it at several depths to backtest each candidate at several
+reaches, and chooses and weights the laws by those backtests. `Extrapolation` is how one law's
+error at the `n_holdout` backtest is reported.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
-
-import numpy as np
 
 from fits.diagnostics import unfit_reason
 from fits.fitting import FitOptions, fit_languages
@@ -83,75 +82,57 @@ def holdout_split(points: Points, n_holdout: int) -> tuple[Points | None, tuple[
     return points.below(float(held[0])), tuple(float(s) for s in held)
 
 
-def relative_error(fit: FitResult, points: Points, held_out: tuple[float, ...]) -> float:
-    """Mean relative error of `fit` at the held-out sizes, against the mean over seeds."""
-    errors = []
-    for size in held_out:
-        observed = float(points.y[points.d == size].mean())
-        predicted = float(fit(np.array([size]))[0])
-        errors.append(abs(predicted - observed) / max(abs(observed), 1e-12))
-    return float(np.mean(errors))
+HeldOut = tuple["FitResult | None", tuple[float, ...], str]
+"""One language's hold-out fit: the fit of the smaller sizes (None when there is none), the
+held-out sizes, and why there is no fit."""
 
 
-def extrapolation_errors(
+def holdout_fits(
     points_by_language: dict[str, Points],
-    laws: tuple[str, ...],
+    law: str,
     *,
     higher_is_better: bool,
-    n_holdout: int = 1,
+    n_holdout: int,
     share: tuple[str, ...] = (),
     options: FitOptions | None = None,
-) -> dict[str, dict[str, Extrapolation]]:
-    """Every candidate law's held-out error for every language.
-
-    Args:
-        points_by_language: all runs of each language.
-        laws: candidate laws; a pooled law (or any law with `share`) is fitted pooled.
-        higher_is_better: the metric's direction.
-        n_holdout: how many of the largest distinct sizes to hold out.
-        share: parameters shared across languages for per-language laws.
-        options: fit settings (the bootstrap is skipped here).
+) -> dict[str, HeldOut]:
+    """Fit `law` to every language's sizes below its largest `n_holdout` (no bootstrap).
 
     Returns:
-        `errors[language][law]`.
+        `held[language] = (fit or None, held-out sizes, why there is no fit)`.
     """
-    if n_holdout < 1:
-        raise FitError(f"Hold out at least one size; got n_holdout={n_holdout}.")
     base = options or FitOptions()
     opts = replace(base, n_bootstrap=0, n_polish=1)
     splits = {lang: holdout_split(pts, n_holdout) for lang, pts in points_by_language.items()}
-    out: dict[str, dict[str, Extrapolation]] = {lang: {} for lang in points_by_language}
-    for law in laws:
-        fitted: dict[str, FitResult] = {}
-        reasons: dict[str, str] = {}
-        trains = {lang: split[0] for lang, split in splits.items() if split[0] is not None}
-        for lang, split in splits.items():
-            if split[0] is None:
-                reasons[lang] = (
-                    f"{len(split[1])} positive size(s): none left to fit after holding out "
-                    f"the largest {n_holdout}"
-                )
-        if law_info(law).pooled or share:
-            fitted, pooled_reasons = _pooled_train(trains, law, higher_is_better, share, opts)
-            reasons.update(pooled_reasons)
-        else:
-            ready = {}
-            for lang, train in trains.items():
-                why = unfit_reason(train, law)
-                if why:
-                    reasons[lang] = f"after holding out the largest size(s): {why}"
-                else:
-                    ready[lang] = train
-            if ready:
-                fitted = fit_languages(ready, law, higher_is_better=higher_is_better, options=opts)
-        for lang, (_, held) in splits.items():
-            fit = fitted.get(lang)
-            if fit is not None and fit.success:
-                error = relative_error(fit, points_by_language[lang], held)
-                out[lang][law] = Extrapolation(law, error, held)
+    fitted: dict[str, FitResult] = {}
+    reasons: dict[str, str] = {}
+    trains = {lang: split[0] for lang, split in splits.items() if split[0] is not None}
+    for lang, split in splits.items():
+        if split[0] is None:
+            reasons[lang] = (
+                f"{len(split[1])} positive size(s): none left to fit after holding out "
+                f"the largest {n_holdout}"
+            )
+    if law_info(law).pooled or share:
+        fitted, pooled_reasons = _pooled_train(trains, law, higher_is_better, share, opts)
+        reasons.update(pooled_reasons)
+    else:
+        ready = {}
+        for lang, train in trains.items():
+            why = unfit_reason(train, law)
+            if why:
+                reasons[lang] = f"after holding out the largest size(s): {why}"
             else:
-                message = reasons.get(lang) or (fit.message if fit else "not fitted")
-                out[lang][law] = Extrapolation(law, math.nan, held, message)
+                ready[lang] = train
+        if ready:
+            fitted = fit_languages(ready, law, higher_is_better=higher_is_better, options=opts)
+    out: dict[str, HeldOut] = {}
+    for lang, (_, held) in splits.items():
+        fit = fitted.get(lang)
+        if fit is not None and fit.success:
+            out[lang] = (fit, held, "")
+        else:
+            out[lang] = (None, held, reasons.get(lang) or (fit.message if fit else "not fitted"))
     return out
 
 
@@ -169,15 +150,3 @@ def _pooled_train(
     except FitError as err:
         return {}, dict.fromkeys(trains, f"the pooled fit of the smaller sizes failed: {err}")
     return pooled.fits, {lang: fit.message for lang, fit in pooled.fits.items() if not fit.success}
-
-
-def choose_law(errors: dict[str, Extrapolation]) -> tuple[str | None, str]:
-    """The candidate with the smallest held-out error, and a sentence saying why.
-
-    Returns `(None, reason)` when no candidate has an error.
-    """
-    finite = {law: e.error for law, e in errors.items() if math.isfinite(e.error)}
-    if not finite:
-        return None, "no candidate law could be checked on held-out sizes"
-    law = min(finite, key=lambda name: (finite[name], len(law_info(name).params)))
-    return law, f"smallest held-out error ({finite[law]:.2%}) of {len(finite)} candidate(s)"

@@ -39,6 +39,7 @@ from planner.evaluation import (
     frontier,
     gain,
 )
+from planner.guard import GuardDecision, GuardedPlanner
 from planner.mixture import (
     MIXTURE_FORMAT,
     check_mixture,
@@ -108,6 +109,8 @@ __all__ = [
     "Constraints",
     "Estimate",
     "Evaluation",
+    "GuardDecision",
+    "GuardedPlanner",
     "LawCurve",
     "LawValue",
     "Objective",

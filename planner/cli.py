@@ -23,12 +23,14 @@ from typing import TYPE_CHECKING, TypeVar
 from fits import read_laws
 from muit_core import ConfigError, PlannerError, format_count, parse_count
 from muit_core.cli import add_common_flags, run_main
+from planner.guard import DEFAULT_CONFIDENCE, DEFAULT_REFERENCE, GuardSettings
 from planner.mixture import mixture_dict
 from planner.optimiser import Objective, Robustness
 from planner.pipeline import (
     check_out_dir,
     make_planner,
     minimum_budget,
+    reference_allocator,
     run_plan,
     write_outputs,
 )
@@ -40,7 +42,7 @@ from planner.problem import (
     raise_all,
     select_languages,
 )
-from planner.report import format_reach, format_table
+from planner.report import format_reach, format_table, suggested_sizes
 
 if TYPE_CHECKING:
     from fits import LawsFile
@@ -129,6 +131,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="maximise this lower quantile of the objective over the draws, e.g. 0.1 "
         "(implies --robust)",
     )  # fmt: skip
+    parser.add_argument(
+        "--reference",
+        default=DEFAULT_REFERENCE,
+        help="the baseline the plan must beat in most predictive draws before it departs from "
+        f"it (default {DEFAULT_REFERENCE}; 'none' plans without the guard)",
+    )
+    parser.add_argument(
+        "--confidence",
+        default=str(DEFAULT_CONFIDENCE),
+        help="share of the draws the plan must beat --reference in, between 0.5 and 1 "
+        f"(default {DEFAULT_CONFIDENCE})",
+    )
     parser.add_argument(
         "--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})"
     )
@@ -282,19 +296,6 @@ def reach_warning(problem: Problem, examples: Sequence[int], threshold: float) -
     )
 
 
-def suggested_sizes(amount: int, largest: float) -> list[str]:
-    """Sizes to add to a sweep whose largest size is `largest` so it reaches `amount`: a
-    factor 4 apart from 4x `largest`, then `amount` itself (a step within 25% of it is
-    skipped)."""
-    if not largest > 0:
-        return [format_count(amount)]
-    sizes, size = [], largest * 4
-    while size < amount * 0.75:
-        sizes.append(format_count(round(size)))
-        size *= 4
-    return [*sizes, format_count(amount)]
-
-
 def _check_targets_option(args: argparse.Namespace) -> None:
     if Objective(args.objective) is not Objective.TARGET and args.targets:
         raise ConfigError("--targets only applies to --objective target.")
@@ -307,6 +308,23 @@ def _targets(args: argparse.Namespace, problem: Problem) -> list[float] | None:
     if not given:
         raise ConfigError("--objective target needs --targets, e.g. --targets el=55,hi=40.")
     return [given.get(code, math.nan) for code in problem.languages]
+
+
+def _guard(args: argparse.Namespace) -> GuardSettings | None:
+    """The guard the options ask for (None for `--reference none`)."""
+    if str(args.reference).lower() == "none":
+        return None
+    reference_allocator(args.reference)  # refuses an unknown name
+    text = str(args.confidence)
+    try:
+        confidence = float(text)
+    except ValueError:
+        confidence = math.nan
+    if not 0.5 < confidence < 1.0:
+        raise ConfigError(
+            f"--confidence must be a number between 0.5 and 1, e.g. 0.9; got {text!r}."
+        )
+    return GuardSettings(args.reference, confidence)
 
 
 def _robustness(args: argparse.Namespace) -> Robustness | None:
@@ -325,6 +343,7 @@ class _Options:
     budget: float | None  # None: the least budget reaching the targets
     seed: int
     warn_reach: float  # warn beyond this reach (amount / largest swept size)
+    guard: GuardSettings | None
 
 
 def _checked_options(args: argparse.Namespace) -> _Options:
@@ -340,6 +359,7 @@ def _checked_options(args: argparse.Namespace) -> _Options:
         budget = checks.run(lambda: parse_budget(args.budget, unit))
     max_epochs = checks.run(lambda: parse_positive(args.max_epochs, "--max-epochs", "1 or 4"))
     robust = checks.run(lambda: _robustness(args))
+    guard = checks.run(lambda: _guard(args))
     seed = checks.run(lambda: parse_seed(args.seed))
     checks.run(lambda: _check_targets_option(args))
     warn_reach = checks.run(lambda: parse_positive(args.warn_reach, "--warn-reach", "4"))
@@ -357,7 +377,7 @@ def _checked_options(args: argparse.Namespace) -> _Options:
                 checks.run(partial(problem.constraints.check_budget, budget))
     raise_all(checks.problems)
     assert problem is not None and seed is not None and warn_reach is not None  # else raised
-    return _Options(problem, robust, targets, budget, seed, warn_reach)
+    return _Options(problem, robust, targets, budget, seed, warn_reach, guard)
 
 
 def cmd_allocate(args: argparse.Namespace) -> int:
@@ -375,7 +395,17 @@ def cmd_allocate(args: argparse.Namespace) -> int:
         log.warning("--weights do not enter the maxmin objective; they are ignored.")
     command = shlex.join(["plan-allocate", *args.argv])
     log.debug("options: %s", {k: v for k, v in vars(args).items() if k != "argv"})
-    report = run_plan(problem, budget, objective, robust, targets, seed, command, str(args.laws))
+    report = run_plan(
+        problem,
+        budget,
+        objective,
+        robust,
+        targets,
+        seed,
+        command,
+        str(args.laws),
+        guard=options.guard,
+    )
     warning = reach_warning(problem, report.planner.allocation.examples, options.warn_reach)
     if warning is not None:
         log.warning("%s", warning)

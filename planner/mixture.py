@@ -25,6 +25,7 @@ import yaml
 from muit_core import DataError, OutputSet
 from planner.allocation import Allocation, Constraints
 from planner.evaluation import INTERVAL_LEVEL, Estimate, Evaluation, evaluate
+from planner.guard import GuardSettings, decision_from_dict
 from planner.optimiser import Objective, PlannerAllocator, Robustness
 from planner.problem import Unit, recorded_problem
 from planner.report import PlanReport, objective_label
@@ -38,12 +39,16 @@ log = logging.getLogger(__name__)
 
 MIXTURE_FORMAT = "muit-mixture/1"
 INTERLEAVE_USAGE = (
+    "Prefer `plan-sweep write-data MIXTURE --out DIR`: its per-language files hold exactly the "
+    "planned examples (repeated epochs included), to concatenate and shuffle. Sampling instead: "
     "from datasets import interleave_datasets; "
     "mixed = interleave_datasets([pools[lang] for lang in languages], "
-    "probabilities=probabilities, seed=0, stopping_strategy='all_exhausted'); "
+    "probabilities=probabilities, seed=0, stopping_strategy='first_exhausted'); "
     "mixed = mixed.select(range(min(len(mixed), total_examples)))  "
-    "# pools: each language's training pairs as a Dataset, in `languages` order. "
-    "Sampling hits the planned counts in expectation; plan-sweep write-data writes them exactly."
+    "# pools: each language's training pairs as a Dataset, in `languages` order, each repeated "
+    "to at least its planned epochs. This hits the planned counts only in expectation, and "
+    "stopping_strategy='all_exhausted' would oversample small languages until every pool is "
+    "used up, whatever the probabilities say."
 )
 REWRITE_COMMAND = "plan-allocate LAWS_JSON --budget N --out DIR"  # when none is recorded
 _PREDICTION_RTOL = 1e-6  # recorded and recomputed predictions this close come from the same laws
@@ -134,6 +139,13 @@ def mixture_dict(report: PlanReport) -> dict[str, Any]:
         },
         "baselines": baselines,
         "max_extrapolation": p.max_extrapolation,
+        "guard": None
+        if report.guard is None
+        else {
+            "reference": report.guard.reference,
+            "confidence": report.guard.confidence,
+            "decision": None if report.decision is None else report.decision.to_dict(),
+        },
         # What the sweep stage needs to train this mixture (plan-sweep write-data, validate).
         "sweep": None if p.sweep is None else dict(p.sweep),
     }
@@ -328,6 +340,7 @@ def report_from_mixture(
     if mixture.get("targets") is not None:
         targets = tuple(float(mixture["targets"].get(code, math.nan)) for code in languages)
     need = mixture.get("budget_to_targets")
+    recorded_guard = mixture.get("guard")
     report = PlanReport(
         problem=problem,
         objective=Objective(mixture["objective"]),
@@ -348,6 +361,12 @@ def report_from_mixture(
         command=str(mixture.get("command") or ""),
         laws_path=laws_path or str(mixture.get("laws_file") or ""),
         seed=int(mixture["seed"]),
+        guard=None
+        if not recorded_guard
+        else GuardSettings(str(recorded_guard["reference"]), float(recorded_guard["confidence"])),
+        decision=None
+        if not recorded_guard or not recorded_guard.get("decision")
+        else decision_from_dict(recorded_guard["decision"]),
     )
     _warn_unless_same_laws(report, mixture)
     return report

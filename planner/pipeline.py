@@ -28,6 +28,7 @@ from planner.evaluation import (
     frontier_budgets,
     gain,
 )
+from planner.guard import GuardedPlanner, GuardSettings
 from planner.mixture import mixture_texts
 from planner.optimiser import Objective, PlannerAllocator, Robustness
 from planner.plots import plot_frontier, plot_marginal_value
@@ -54,6 +55,27 @@ def make_planner(
     return PlannerAllocator(objective, robust, targets, problem.higher_is_better, seed)
 
 
+def reference_allocator(name: str) -> BaseAllocator:
+    """The baseline named `name`, for the guard.
+
+    Raises:
+        ConfigError: no baseline has that name.
+    """
+    for allocator in baseline_allocators():
+        if allocator.name == name:
+            return allocator
+    names = ", ".join(a.name for a in baseline_allocators())
+    raise ConfigError(f"Unknown --reference {name!r}; choose one of {names}, or none.")
+
+
+def guarded_planner(planner: PlannerAllocator, guard: GuardSettings | None) -> BaseAllocator:
+    """`planner`, guarded by `guard` (unchanged without one, or for the target objective,
+    whose budget is the objective)."""
+    if guard is None or planner.objective is Objective.TARGET:
+        return planner
+    return GuardedPlanner(planner, reference_allocator(guard.reference), guard.confidence)
+
+
 def minimum_budget(problem: Problem, planner: PlannerAllocator) -> float:
     """The least budget that reaches the planner's targets (whole examples, rounded up)."""
     need = planner.required_amounts(problem.values, problem.constraints)
@@ -72,8 +94,12 @@ def run_plan(
     command: str = "",
     laws_path: str = "",
     baselines: Sequence[BaseAllocator] | None = None,
+    guard: GuardSettings | None = None,
 ) -> PlanReport:
     """Allocate `budget`, evaluate the planner and every baseline, and compare them.
+
+    With `guard`, the plan moves away from the guard's reference baseline only as far as it
+    beats it in the required share of the predictive draws (`planner.guard`).
 
     Raises:
         AllocationError: the budget cannot be split, or a target is out of reach.
@@ -83,7 +109,13 @@ def run_plan(
     """
     planner = make_planner(problem, objective, robust, targets, seed)
     others = tuple(baselines if baselines is not None else baseline_allocators())
-    allocation = planner.allocate(problem.values, budget, problem.constraints)
+    chooser = guarded_planner(planner, guard)
+    decision = None
+    if isinstance(chooser, GuardedPlanner):
+        allocation, decision = chooser.decide(problem.values, budget, problem.constraints)
+        log.info("guard: %s", decision.summary())
+    else:
+        allocation = chooser.allocate(problem.values, budget, problem.constraints)
     log.info(
         "planner: %s, %s",
         allocation.method,
@@ -122,6 +154,8 @@ def run_plan(
         command=command,
         laws_path=laws_path,
         seed=seed,
+        guard=guard if isinstance(chooser, GuardedPlanner) else None,
+        decision=decision,
     )
 
 
@@ -191,7 +225,8 @@ def frontier_figure(report: PlanReport, n_points: int = 16) -> Figure:
         n_points = max(6, n_points // 2)
     budgets = frontier_budgets(problem, report.budget, n_points)
     planner = make_planner(problem, report.objective, report.robust, report.targets, report.seed)
-    curves = frontier(problem, [planner, *baseline_allocators()], budgets, report.objective)
+    chooser = guarded_planner(planner, report.guard)
+    curves = frontier(problem, [chooser, *baseline_allocators()], budgets, report.objective)
     if any(math.isnan(p.value) for p in curves[planner.name]):
         log.info(
             "The frontier leaves out budgets the planner cannot split (below its floors) or "

@@ -9,6 +9,7 @@ is the only module that reads `fits`' records; the allocators see a `LawValue` a
 from __future__ import annotations
 
 import enum
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,9 @@ from planner.values import LawCurve, LawValue
 
 if TYPE_CHECKING:
     from fits import FitResult, LawsFile
+
+
+log = logging.getLogger(__name__)
 
 
 class Unit(enum.Enum):
@@ -168,7 +172,8 @@ def usable_fit(laws: LawsFile, code: str) -> FitResult:
 
 
 def law_curve(fit: FitResult, n_available: float, units_per_example: float) -> LawCurve:
-    """One language's `LawCurve`: the fit's law and parameters, with its bootstrap draws.
+    """One language's `LawCurve`: the fit's law and parameters, with its predictive
+    distribution (or, for a laws file written before it, its bootstrap draws).
 
     A parameter the draws lack keeps its fitted value in every draw.
 
@@ -200,6 +205,8 @@ def law_curve(fit: FitResult, n_available: float, units_per_example: float) -> L
         higher_is_better=fit.higher_is_better,
         n_available=n_available,
         units_per_example=units_per_example,
+        predictive=fit.predictive,
+        law_name=fit.law,
     )
 
 
@@ -267,6 +274,14 @@ def build_problem(
         pools.append(pool)
         units.append(per_example)
     raise_all(problems)
+    old = [c.language for c in curves if c.predictive is None and c.n_draws]
+    if old:
+        log.warning(
+            "The laws for %s carry no predictive mixture (a laws file from before it): their "
+            "bands and the plan's guard weigh parameter noise only, not the law's form or the "
+            "reach; re-run plan-fit on the results table to rewrite the laws file.",
+            ", ".join(old),
+        )
     constraints = Constraints(
         languages=tuple(languages),
         min_examples=tuple(lows),

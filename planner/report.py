@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from muit_core import format_count
 from planner.evaluation import INTERVAL_LEVEL, Estimate, Evaluation
+from planner.guard import GuardDecision, GuardSettings
 from planner.optimiser import Objective, Robustness
 from planner.problem import Problem
 
@@ -31,6 +32,8 @@ class PlanReport:
         command: the command line that made the plan (for people; nothing parses it).
         laws_path: the laws file read.
         seed: the planner's search seed; what-if plans and the frontier reuse it.
+        guard: the baseline the plan had to beat and how surely (None: not guarded).
+        decision: what the guard decided (None: not guarded, or recorded without it).
     """
 
     problem: Problem
@@ -45,6 +48,8 @@ class PlanReport:
     command: str = ""
     laws_path: str = ""
     seed: int = 0
+    guard: GuardSettings | None = None
+    decision: GuardDecision | None = None
 
 
 def _direction(problem: Problem) -> str:
@@ -90,6 +95,41 @@ def format_reach(ratio: float) -> str:
     if math.isinf(ratio):
         return "inf"
     return f"{ratio:.1f}x" if ratio < 10 else f"{ratio:.0f}x"
+
+
+def suggested_sizes(amount: int, largest: float) -> list[str]:
+    """Sizes to add to a sweep whose largest size is `largest` so it reaches `amount`: a
+    factor 4 apart from 4x `largest`, then `amount` itself (a step within 25% of it is
+    skipped)."""
+    if not largest > 0:
+        return [format_count(amount)]
+    sizes, size = [], largest * 4
+    while size < amount * 0.75:
+        sizes.append(format_count(round(size)))
+        size *= 4
+    return [*sizes, format_count(amount)]
+
+
+def decision_text(report: PlanReport) -> str | None:
+    """The guard's decision in a sentence or two, with the sizes that would settle it."""
+    decision = report.decision
+    if decision is None:
+        return None
+    text = "Decision: " + decision.summary()
+    if decision.verdict not in ("shrunk", "reference") or not report.problem.largest_swept:
+        return text
+    adds = []
+    for lang, amount, largest in zip(
+        report.problem.languages,
+        decision.optimum_examples,
+        report.problem.largest_swept,
+        strict=False,
+    ):
+        if largest > 0 and amount > 1.5 * largest:
+            adds.append(f"{lang} {', '.join(suggested_sizes(amount, largest))}")
+    if adds:
+        text += " To decide, add these sizes to the sweep: " + "; ".join(adds) + "."
+    return text
 
 
 def format_table(report: PlanReport) -> str:
@@ -162,6 +202,13 @@ def format_table(report: PlanReport) -> str:
     if report.budgets_to_targets is not None:
         summary_head.append(f"{c.unit} to reach targets")
     summary = _grid(summary_head, summary_rows)
+    decided = decision_text(report)
     return "\n\n".join(
-        [head, per_language, "Examples per language, side by side:\n" + side, summary]
+        [
+            head,
+            *([decided] if decided else []),
+            per_language,
+            "Examples per language, side by side:\n" + side,
+            summary,
+        ]
     )

@@ -23,6 +23,8 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+import fits
+
 FloatArray = NDArray[np.float64]
 
 # Muennighoff et al. 2023, "Scaling Data-Constrained Language Models" (NeurIPS), eq. 5 and
@@ -158,10 +160,14 @@ class LawCurve:
         law: pure, vectorised `law(d, **params)` giving the metric at `d` examples.
         params: fitted parameters.
         draws: bootstrap draws per parameter, aligned (draw k of every parameter belongs
-            together); empty when the fit has none.
+            together); empty when the fit has none. Used only without `predictive`.
         higher_is_better: the metric's direction.
         n_available: unique training pairs (one epoch), or inf when unknown.
         units_per_example: budget units per example (1 for examples, tokens per example).
+        predictive: the fit's predictive distribution (`fits.Predictive`: the law mixture,
+            the reach error and the untuned anchor); when given, its draws are the curve's
+            draws and its anchor holds the point curve below the smallest swept size.
+        law_name: the registered name of `law` (needed with `predictive`, for its anchor).
     """
 
     language: str
@@ -171,90 +177,206 @@ class LawCurve:
     higher_is_better: bool = True
     n_available: float = float("inf")
     units_per_example: float = 1.0
+    predictive: fits.Predictive | None = None
+    law_name: str = ""
+
+    @property
+    def n_draws(self) -> int:
+        """Draws this curve has (predictive draws when there is a predictive)."""
+        if self.predictive is not None:
+            return self.predictive.n_draws
+        return len(next(iter(self.draws.values()), ()))
 
 
 @dataclass(frozen=True)
-class _LawGroup:
-    """Languages that share one law function, with their parameters stacked.
+class _Cells:
+    """Cells (language row, draw column) that share one law function, parameters stacked.
 
-    `*_floor` hold the law's value and slope at `MIN_LAW_EXAMPLES` (the linear continuation
-    below it), computed once.
+    The point curves are cells with column 0 of a one-column table. Below `floor_d` a cell
+    follows the line `floor_value + floor_slope * (d - floor_d)`: the untuned anchor's line
+    (`fits.anchor_line`, from the measured value at 0 to the law at the smallest swept size)
+    where the curve has one, else the tangent at `MIN_LAW_EXAMPLES`.
     """
 
-    index: NDArray[np.intp]
+    rows: NDArray[np.intp]
+    cols: NDArray[np.intp]
     law: Callable[..., FloatArray]
-    params: dict[str, FloatArray]  # shape (n_group,)
-    draws: dict[str, FloatArray]  # shape (n_group, n_draws)
-    point_floor: tuple[FloatArray, FloatArray]
-    draws_floor: tuple[FloatArray, FloatArray]
+    params: dict[str, FloatArray]  # shape (n_cells,)
+    reach_sd: FloatArray  # relative error at 2x d_max (0 for points)
+    reach_power: float
+    z: FloatArray
+    d_max: FloatArray
+    floor_d: FloatArray
+    floor_value: FloatArray
+    floor_slope: FloatArray
+
+    def evaluate(self, d: FloatArray) -> FloatArray:
+        """The cells' metric at effective examples `d` (one per cell)."""
+        values = np.asarray(self.law(np.maximum(d, self.floor_d), **self.params), dtype=float)
+        below = self.floor_value + self.floor_slope * (d - self.floor_d)
+        values = np.where(d < self.floor_d, below, values)
+        return values * fits.reach_factor(d, self.d_max, self.reach_sd, self.z, self.reach_power)
 
 
-def _floor_line(
-    law: Callable[..., FloatArray], params: Mapping[str, FloatArray], shape: tuple[int, ...]
-) -> tuple[FloatArray, FloatArray]:
-    """Value and slope of `law` at `MIN_LAW_EXAMPLES`, for every row of parameters."""
+@dataclass
+class _CellRows:
+    """Cells being collected for one law function (lists, before stacking)."""
 
-    def at(x: FloatArray) -> FloatArray:
-        return np.asarray(law(x, **params), dtype=float)
+    law: Callable[..., FloatArray]
+    reach_power: float = 1.0  # irrelevant where the reach sd is 0 (points, old laws files)
+    rows: list[int] = field(default_factory=list)
+    cols: list[NDArray[np.intp]] = field(default_factory=list)
+    params: list[dict[str, NDArray[np.float64]]] = field(default_factory=list)
+    reach_sd: list[FloatArray] = field(default_factory=list)
+    z: list[FloatArray] = field(default_factory=list)
+    d_max: list[float] = field(default_factory=list)
+    anchor: list[tuple[float, float] | None] = field(default_factory=list)
 
-    floor = np.full(shape, MIN_LAW_EXAMPLES)
-    return at(floor), log_central_difference(at, floor)
+    def add(
+        self,
+        row: int,
+        cols: NDArray[np.intp],
+        params: dict[str, NDArray[np.float64]],
+        reach_sd: float = 0.0,
+        z: FloatArray | None = None,
+        d_max: float = float("inf"),
+        anchor: tuple[float, float] | None = None,
+    ) -> None:
+        self.rows.append(row)
+        self.cols.append(cols)
+        self.params.append(params)
+        self.reach_sd.append(np.full(cols.size, reach_sd))
+        self.z.append(np.zeros(cols.size) if z is None else np.asarray(z, dtype=float))
+        self.d_max.append(d_max)
+        self.anchor.append(anchor)
 
+    def stack(self) -> _Cells:
+        sizes = [c.size for c in self.cols]
+        rows = np.repeat(np.array(self.rows, dtype=np.intp), sizes)
+        names = sorted(self.params[0])
+        params = {n: np.concatenate([p[n] for p in self.params]) for n in names}
+        floor_d = np.repeat([a[0] if a else MIN_LAW_EXAMPLES for a in self.anchor], sizes)
 
-def _valid_draws(curves: Sequence[LawCurve]) -> NDArray[np.intp]:
-    """Draw indices every language has, with finite values for every parameter."""
-    if not curves or any(not c.draws for c in curves):
-        return np.empty(0, dtype=np.intp)
-    n = min(len(v) for c in curves for v in c.draws.values())
-    valid = np.ones(n, dtype=bool)
-    for curve in curves:
-        for values in curve.draws.values():
-            valid &= np.isfinite(np.asarray(values[:n], dtype=float))
-    index = np.flatnonzero(valid)
-    return index if len(index) >= 2 else np.empty(0, dtype=np.intp)
+        def at(x: FloatArray) -> FloatArray:
+            return np.asarray(self.law(x, **params), dtype=float)
 
-
-def _stack_groups(
-    curves: Sequence[LawCurve], draw_index: NDArray[np.intp]
-) -> tuple[_LawGroup, ...]:
-    keys: dict[tuple[int, tuple[str, ...]], list[int]] = {}
-    for i, curve in enumerate(curves):
-        keys.setdefault((id(curve.law), tuple(sorted(curve.params))), []).append(i)
-    groups = []
-    for (_, names), members in keys.items():
-        chosen = [curves[i] for i in members]
-        params = {n: np.array([c.params[n] for c in chosen], dtype=float) for n in names}
-        draws = {
-            n: np.array([np.asarray(c.draws[n], dtype=float)[draw_index] for c in chosen])
-            if len(draw_index)
-            else np.empty((len(chosen), 0))
-            for n in names
-        }
-        law = chosen[0].law
-        groups.append(
-            _LawGroup(
-                index=np.array(members, dtype=np.intp),
-                law=law,
-                params=params,
-                draws=draws,
-                point_floor=_floor_line(law, params, (len(chosen),)),
-                draws_floor=_floor_line(law, draws, (len(chosen), len(draw_index))),
-            )
+        value = at(floor_d)
+        tangent = log_central_difference(at, floor_d)
+        y0 = np.repeat([a[1] if a else np.nan for a in self.anchor], sizes)
+        anchored = np.isfinite(y0)
+        slope = np.where(anchored, (value - np.where(anchored, y0, 0.0)) / floor_d, tangent)
+        return _Cells(
+            rows=rows,
+            cols=np.concatenate(self.cols) if self.cols else np.empty(0, dtype=np.intp),
+            law=self.law,
+            params=params,
+            reach_sd=np.concatenate(self.reach_sd),
+            reach_power=self.reach_power,
+            z=np.concatenate(self.z),
+            d_max=np.repeat(np.array(self.d_max, dtype=float), sizes),
+            floor_d=floor_d,
+            floor_value=value,
+            floor_slope=slope,
         )
-    return tuple(groups)
 
 
-def _eval_law(
-    law: Callable[..., FloatArray],
-    params: Mapping[str, FloatArray],
-    d: FloatArray,
-    floor: tuple[FloatArray, FloatArray],
-) -> FloatArray:
-    """`law(d, **params)`, continued linearly below `MIN_LAW_EXAMPLES`."""
-    values = np.asarray(law(np.maximum(d, MIN_LAW_EXAMPLES), **params), dtype=float)
-    floor_value, floor_slope = floor
-    below = floor_value + floor_slope * (d - MIN_LAW_EXAMPLES)
-    return np.where(d < MIN_LAW_EXAMPLES, below, values)
+def _finite_draws(curve: LawCurve) -> NDArray[np.bool_]:
+    """Which of a curve's draws have every parameter finite."""
+    if curve.predictive is None:
+        columns = [np.asarray(v, dtype=float) for v in curve.draws.values()]
+    else:
+        columns = []
+        for comp in curve.predictive.components:
+            params = [np.asarray(v, dtype=float) for v in comp.draws.values()]
+            columns.append(np.all(np.isfinite(params), axis=0) if params else np.ones(0))
+        return np.concatenate(columns).astype(bool) if columns else np.zeros(0, dtype=bool)
+    if not columns:
+        return np.zeros(0, dtype=bool)
+    return np.all(np.isfinite(np.array(columns)), axis=0)
+
+
+def _common_draws(curves: Sequence[LawCurve]) -> int:
+    """Draws every language can give: the fewest finite ones any has (0 when under 2)."""
+    if not curves:
+        return 0
+    n = min(int(_finite_draws(c).sum()) for c in curves)
+    return n if n >= 2 else 0
+
+
+def _draw_picks(finite: NDArray[np.bool_], wanted: int) -> NDArray[np.intp]:
+    """`wanted` of the finite draw indices, spread evenly; an antithetic pair (draws 2k and
+    2k+1, the same parameters) is kept whole wherever both are wanted."""
+    usable = np.flatnonzero(finite)
+    if wanted >= usable.size:
+        return usable
+    pairs = usable[(usable % 2 == 0) & np.isin(usable + 1, usable)]
+    if pairs.size >= wanted // 2 and wanted // 2:
+        chosen = pairs[np.linspace(0, pairs.size - 1, wanted // 2).round().astype(np.intp)]
+        picks = np.unique(np.column_stack([chosen, chosen + 1]).ravel())
+    else:
+        picks = np.empty(0, dtype=np.intp)
+    if picks.size < wanted:  # an odd count, or too few pairs: fill with single draws
+        spare = np.setdiff1d(usable, picks)
+        spare = spare[np.linspace(0, spare.size - 1, wanted - picks.size).round().astype(np.intp)]
+        picks = np.sort(np.concatenate([picks, spare]))
+    return picks.astype(np.intp)
+
+
+def _anchor_of(curve: LawCurve) -> tuple[float, float] | None:
+    if curve.predictive is None:
+        return None
+    anchor = curve.predictive.anchor_for(curve.law_name) if curve.law_name else None
+    return None if anchor is None else (anchor.d, anchor.value)
+
+
+def _point_cells(curves: Sequence[LawCurve]) -> tuple[_Cells, ...]:
+    groups: dict[tuple[int, tuple[str, ...]], _CellRows] = {}
+    zero = np.zeros(1, dtype=np.intp)
+    for i, curve in enumerate(curves):
+        key = (id(curve.law), tuple(sorted(curve.params)))
+        rows = groups.setdefault(key, _CellRows(curve.law))
+        params = {n: np.array([float(v)]) for n, v in curve.params.items()}
+        rows.add(i, zero, params, anchor=_anchor_of(curve))
+    return tuple(g.stack() for g in groups.values())
+
+
+def _draw_cells(curves: Sequence[LawCurve], n_draws: int) -> tuple[_Cells, ...]:
+    """The draws of every language as cells grouped by law (columns `0..n_draws-1`)."""
+    if n_draws == 0:
+        return ()
+    groups: dict[tuple[int, tuple[str, ...], float], _CellRows] = {}
+    for i, curve in enumerate(curves):
+        picks = _draw_picks(_finite_draws(curve), n_draws)
+        if curve.predictive is None:
+            key = (id(curve.law), tuple(sorted(curve.params)), 0.0)
+            rows = groups.setdefault(key, _CellRows(curve.law))
+            params = {n: np.asarray(v, dtype=float)[picks] for n, v in curve.draws.items()}
+            rows.add(i, np.arange(n_draws, dtype=np.intp), params)
+            continue
+        pred = curve.predictive
+        start = 0
+        for comp in pred.components:
+            own = picks[(picks >= start) & (picks < start + comp.n_draws)] - start
+            cols = np.flatnonzero((picks >= start) & (picks < start + comp.n_draws))
+            start += comp.n_draws
+            if own.size == 0:
+                continue
+            law = fits.LAWS[comp.law]
+            key = (id(law), tuple(sorted({*comp.draws, *comp.fixed})), pred.reach_power)
+            rows = groups.setdefault(key, _CellRows(law, pred.reach_power))
+            params = {n: np.asarray(v, dtype=float)[own] for n, v in comp.draws.items()}
+            params.update({n: np.full(own.size, v) for n, v in comp.fixed.items()})
+            anchor = pred.anchor_for(comp.law)
+            rows.add(
+                i,
+                cols.astype(np.intp),
+                params,
+                reach_sd=comp.reach_sd,
+                z=np.asarray(comp.z, dtype=float)[own],
+                d_max=pred.d_max,
+                anchor=None if anchor is None else (anchor.d, anchor.value),
+            )
+    return tuple(g.stack() for g in groups.values())
 
 
 class LawValue:
@@ -282,13 +404,13 @@ class LawValue:
         quantile: float = 0.1,
     ) -> None:
         self._curves = tuple(curves)
-        draw_index = _valid_draws(self._curves)
-        self.n_draws = len(draw_index)
+        self.n_draws = _common_draws(self._curves)
         if aggregate is not Aggregate.POINT and self.n_draws == 0:
             raise ValueError("A robust aggregate needs bootstrap draws for every language.")
         self.aggregate = aggregate
         self.quantile = quantile
-        self._groups = _stack_groups(self._curves, draw_index)
+        self._points = _point_cells(self._curves)
+        self._draws = _draw_cells(self._curves, self.n_draws)
         self._sign = np.array([1.0 if c.higher_is_better else -1.0 for c in self._curves])
         self._unique = np.array([c.n_available for c in self._curves], dtype=float)
         self._units = np.array([c.units_per_example for c in self._curves], dtype=float)
@@ -311,17 +433,16 @@ class LawValue:
         return effective_data(np.asarray(amounts, dtype=float) / self._units, self._unique)
 
     def _metric_at(self, d: FloatArray, draws: bool) -> FloatArray:
-        """The law's metric at effective examples `d` (n,), per draw if `draws`."""
-        shape = (len(self._curves), self.n_draws) if draws else (len(self._curves),)
-        out = np.empty(shape)
-        for group in self._groups:
-            if draws:
-                dg = d[group.index][:, None]
-                out[group.index] = _eval_law(group.law, group.draws, dg, group.draws_floor)
-            else:
-                dg = d[group.index]
-                out[group.index] = _eval_law(group.law, group.params, dg, group.point_floor)
-        return out
+        """The metric at effective examples `d` (n,): per draw if `draws`, else the point."""
+        if draws:
+            out = np.empty((len(self._curves), self.n_draws))
+            for cells in self._draws:
+                out[cells.rows, cells.cols] = cells.evaluate(d[cells.rows])
+            return out
+        point = np.empty(len(self._curves))
+        for cells in self._points:
+            point[cells.rows] = cells.evaluate(d[cells.rows])
+        return point
 
     def metric(self, amounts: FloatArray) -> FloatArray:
         """Predicted metric per language at the fitted parameters."""

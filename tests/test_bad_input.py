@@ -22,12 +22,14 @@ import pytest
 from fits.cli import main as plan_fit
 from fits.synthetic import synthetic_results
 from planner.cli import main as plan_allocate
+from planner.design_cli import main as plan_suggest
 from sweeps.cli import main as plan_sweep
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "plan-fit": plan_fit,
     "plan-allocate": plan_allocate,
     "plan-sweep": plan_sweep,
+    "plan-suggest": plan_suggest,
 }
 
 
@@ -78,6 +80,13 @@ def _edit_json(change: Callable[[dict], None]) -> Callable[[str], str]:  # type:
 
 def _first_language(raw: dict) -> dict:  # type: ignore[type-arg]
     return next(iter(raw["languages"].values()))  # type: ignore[no-any-return]
+
+
+def _without_draws(raw: dict) -> None:  # type: ignore[type-arg]
+    for entry in raw["languages"].values():
+        entry["draws"] = {}
+        entry["predictive"] = None
+        entry["n_draws"] = 0
 
 
 def _general_spec(ws: Path, files: dict[str, str]) -> None:
@@ -270,6 +279,24 @@ CASES: list[BadInput] = [
     ),
     # --- plan-allocate ----------------------------------------------------------------------
     BadInput(
+        "allocate-unknown-reference",
+        "plan-allocate",
+        (LAWS, "--budget", "10k", "--reference", "best", "--out", "{ws}/allocate"),
+        r"Unknown --reference 'best'; choose one of uniform, proportional, .*, or none\.",
+    ),
+    BadInput(
+        "allocate-confidence-out-of-range",
+        "plan-allocate",
+        (LAWS, "--budget", "10k", "--confidence", "1.5", "--out", "{ws}/allocate"),
+        r"--confidence must be a number between 0.5 and 1, e.g. 0.9; got '1.5'\.",
+    ),
+    BadInput(
+        "allocate-confidence-not-a-number",
+        "plan-allocate",
+        (LAWS, "--budget", "10k", "--confidence", "sure", "--out", "{ws}/allocate"),
+        r"--confidence must be a number between 0.5 and 1, e.g. 0.9; got 'sure'\.",
+    ),
+    BadInput(
         "allocate-budget-below-one-example",
         "plan-allocate",
         (LAWS, "--budget", "0.5", "--out", "{ws}/allocate"),
@@ -379,6 +406,34 @@ CASES: list[BadInput] = [
         "plan-allocate",
         (LAWS, "--budget", "10k", "--warn-reach", "-2", "--out", "{ws}/allocate"),
         r"--warn-reach must be a positive number such as 4; got '-2'",
+    ),
+    # --- plan-suggest -----------------------------------------------------------------------
+    BadInput(
+        "suggest-laws-without-draws",
+        "plan-suggest",
+        ("{ws}/bad/nodraws.json", "--budget", "10k", "--out", "{ws}/allocate"),
+        r"has no bootstrap draws, so no cell's value can be weighed; refit with plan-fit "
+        r"--bootstrap 200",
+        lambda ws: _laws(ws, "nodraws.json", _without_draws),
+    ),
+    BadInput(
+        "suggest-budget-the-pools-cannot-absorb",
+        "plan-suggest",
+        (LAWS, "--budget", "100M", "--out", "{ws}/allocate"),
+        r"budget of 100M examples is .* above what the languages can absorb .*lower --budget",
+    ),
+    BadInput(
+        "suggest-no-cells",
+        "plan-suggest",
+        (LAWS, "--budget", "10k", "--cells", "0", "--out", "{ws}/allocate"),
+        r"--cells must be a whole number, 1 or more, such as 5; got '0'",
+    ),
+    BadInput(
+        "suggest-candidate-size-above-a-pool",
+        "plan-suggest",
+        (LAWS, "--budget", "10k", "--sizes", "256,10M", "--out", "{ws}/allocate"),
+        r"Candidate size 10000000 in --sizes is above the de training pool \(\d+ pairs\); give "
+        r"sizes up to \d+",
     ),
     # --- plan-sweep -------------------------------------------------------------------------
     BadInput(

@@ -11,7 +11,8 @@ from fits import LAWS
 from fits.data import Points
 from fits.fitting import FitOptions
 from fits.pipeline import FitRequest, fit_all
-from fits.selection import extrapolation_errors, holdout_split
+from fits.reach import run_backtests
+from fits.selection import holdout_split
 from muit_core import FitError
 
 FAST = FitOptions(n_bootstrap=20)
@@ -48,9 +49,10 @@ def test_auto_reports_every_candidate_and_picks_the_smallest_error() -> None:
         assert set(extrap) == {"power", "saturating", "loglinear", "similarity"}
         errors = {law: e["error"] for law, e in extrap.items()}
         assert all(e is not None for e in errors.values())
-        assert fit.law == min(errors, key=lambda law: errors[law])
-        assert errors["loglinear"] > errors["power"]  # log-linear misses the floor
-        assert fit.diagnostics["selection"].startswith("auto: smallest held-out error")
+        per_doubling = fit.diagnostics["backtest_error_at_2x"]
+        assert fit.law == min(per_doubling, key=lambda law: per_doubling[law])
+        assert per_doubling["loglinear"] > per_doubling["power"]  # log-linear misses the floor
+        assert fit.diagnostics["selection"].startswith("auto: smallest backtest error")
         assert fit.success and fit.n_draws == 20
 
 
@@ -112,11 +114,13 @@ def test_named_law_with_too_few_sizes_everywhere_is_an_error() -> None:
         )
 
 
-def test_extrapolation_error_is_relative_error_at_the_held_out_size() -> None:
+def test_backtest_error_is_signed_relative_error_at_the_held_out_size() -> None:
     truth = {"a": 10.0, "b": 5.0}
     d = np.repeat(SIZES, 2)
     y = LAWS["loglinear"](d, **truth)
     y[d == SIZES[-1]] *= 1.1  # the largest size sits 10% above the law
     pts = Points("de", d, y, np.tile([0, 1], SIZES.size), np.full(d.size, 1e8))
-    errors = extrapolation_errors({"de": pts}, ("loglinear",), higher_is_better=True)
-    assert errors["de"]["loglinear"].error == pytest.approx(0.1 / 1.1, rel=1e-4)
+    tests = run_backtests({"de": pts}, ("loglinear",), higher_is_better=True, depths=(1,))
+    (only,) = tests["de"]["loglinear"]
+    assert only.held == SIZES[-1] and only.fitted_max == SIZES[-2]
+    assert only.error == pytest.approx(-0.1 / 1.1, rel=1e-4)  # signed: the law is below

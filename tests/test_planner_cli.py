@@ -137,10 +137,11 @@ def test_tokens_unit_epochs_floors_and_weights(
 def test_maxmin_on_losses(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     laws = write_loss_laws(tmp_path / "loss.json", n_draws=20)
     argv = [str(laws), "--budget", "20k", "--objective", "maxmin", "--out", str(tmp_path / "o")]
-    code, out, _ = run([*argv, "--format", "json"], capsys)
+    code, out, _ = run([*argv, "--reference", "none", "--format", "json"], capsys)
     assert code == 0
     plan = json.loads(out)
     assert plan["higher_is_better"] is False and plan["method"] == "level-filling"
+    assert plan["guard"] is None
     assert "highest heldout_ce" in plan["objective_label"]
 
 

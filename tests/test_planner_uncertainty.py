@@ -114,7 +114,8 @@ def test_non_finite_draws_are_dropped_for_every_language() -> None:
     el = fits["el"]
     draws = dict(el.draws)
     draws["a"] = (math.nan, *draws["a"][1:])
-    fits["el"] = FitResult(**{**el.__dict__, "draws": draws})
+    # Without its predictive mixture (a laws file from before it) el plans on these draws.
+    fits["el"] = FitResult(**{**el.__dict__, "draws": draws, "predictive": None})
     problem = build_problem(LawsFile("chrf", True, fits), tuple(fits))
     assert problem.values.n_draws == 9
     assert np.all(np.isfinite(problem.values.metric_draws(np.full(6, 1_000.0))))
