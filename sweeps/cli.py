@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from muit_core import ConfigError, LedgerError
+from muit_core import ConfigError, LedgerError, parse_count
 from muit_core.cli import add_common_flags, run_main
 from sweeps.cli_mixture import add_mixture_commands
 from sweeps.corpus import DEFAULT_SOURCE, load_pools, source_help
@@ -211,7 +211,7 @@ def _ledger_for(args: argparse.Namespace) -> Ledger:
 
 def cmd_launch(args: argparse.Namespace) -> int:
     """Enqueue a spec's grid once (idempotent), run workers, and export results.csv."""
-    spec = load_spec(args.spec, args.overrides)
+    spec = load_spec(args.spec, args.overrides, args.cells or ())
     log.info(
         "spec %s: %s, %s x sizes %s x seeds %s, %s %s (every field: --verbose)",
         spec.name,
@@ -297,6 +297,36 @@ def cmd_worker(args: argparse.Namespace) -> int:
         )
     summary = run_worker_process(config, factory, stop_when_empty=not args.wait)
     print(f"worker {summary.worker}: {summary.n_done} done, {summary.n_failed} failed")
+    return 0
+
+
+def cmd_rounds(args: argparse.Namespace) -> int:
+    """Adaptive sweep in rounds into one study: launch the spec's (seed) grid, then per round
+    export, plan-fit, plan-suggest and launch the suggested cells; prints a line per round
+    (runs so far, the plan and its interval, the next cells' expected gain). Run it again to
+    resume an interrupted round."""
+    from sweeps.rounds import RoundsRequest, run_rounds
+
+    spec = load_spec(args.spec, args.overrides)
+    launch_args: list[str] = []
+    if args.workers is not None:
+        launch_args += ["--workers", str(args.workers)]
+    if args.storage:
+        launch_args += ["--storage", args.storage]
+    if args.slurm:
+        launch_args += ["--slurm", args.slurm]
+    request = RoundsRequest(
+        args.spec,
+        tuple(args.overrides),
+        args.budget,
+        args.rounds,
+        args.cells,
+        args.min_gain,
+        tuple(launch_args),
+        ("--bootstrap", str(args.bootstrap)),
+    )
+    parse_count(args.budget, what="--budget")
+    run_rounds(request, spec, main)
     return 0
 
 
@@ -441,6 +471,27 @@ def build_parser() -> argparse.ArgumentParser:
     launch.add_argument(
         "--retry-failed", action="store_true", help="give failed cells another round of retries"
     )
+    launch.add_argument(
+        "--cells",
+        action="append",
+        metavar="CELLS_TOML",
+        help="also enqueue the [[grid.cells]] of this file (what plan-suggest writes); repeatable",
+    )
+
+    rounds = sub("rounds", cmd_rounds, "adaptive sweep: rounds of fit, suggest and launch")
+    _add_sweep_target(rounds, spec_required=True)
+    rounds.add_argument("--budget", required=True, help="the plan's budget in examples, e.g. 20k")
+    rounds.add_argument("--rounds", type=int, default=3, help="rounds after the seed grid")
+    rounds.add_argument("--cells", type=int, default=5, help="cells per round (default 5)")
+    rounds.add_argument(
+        "--min-gain",
+        type=float,
+        default=0.0,
+        help="stop when the next cells' expected gain is under this (objective units)",
+    )
+    rounds.add_argument("--workers", type=int, help="local worker processes, as for launch")
+    rounds.add_argument("--slurm", metavar="KEY=VALUE,...", help="as for launch")
+    rounds.add_argument("--bootstrap", type=int, default=200, help="plan-fit's draws")
 
     for name, handler, summary in (
         ("worker", cmd_worker, "join a sweep and run its waiting cells"),

@@ -14,6 +14,7 @@ import json
 import tomllib
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,13 +48,29 @@ class DataSpec:
 
 
 @dataclass(frozen=True)
-class GridSpec:
-    """The sweep's cells: languages x sizes x seeds x models."""
+class CellSpec:
+    """One explicit cell (`[[grid.cells]]`), run besides the product grid; `plan-suggest`
+    writes them."""
 
-    sizes: tuple[int, ...] = (64, 128, 256)  # translation examples per run
+    language: str = ""  # a code of data.languages
+    size: int = 0  # translation examples of the run (positive)
+    seed: int = 0  # data order, subset and initialisation
+    model: str = ""  # one of grid.models; '' = every model of grid.models
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    """The sweep's cells: languages x sizes x seeds x models, plus explicit `cells`.
+
+    Like the rest of the grid, `cells` never enters the study name: cells added later (an
+    adaptive design's rounds) extend the same study.
+    """
+
+    sizes: tuple[int, ...] = (64, 128, 256)  # translation examples per run; [] = cells only
     seeds: tuple[int, ...] = (0,)  # data order, subset and initialisation
     models: tuple[str, ...] = ("smollm2-135m-instruct",)  # names, folders or hub ids
     include_base: bool = True  # score each untuned model once per language (n_examples = 0)
+    cells: tuple[CellSpec, ...] = ()  # explicit cells ([[grid.cells]]), run besides the product
 
 
 @dataclass(frozen=True)
@@ -217,7 +234,15 @@ def _build(cls: type, raw: dict[str, Any], prefix: str, problems: list[str]) -> 
             problems.append(f"unknown key {dotted!r} (known here: {known})")
             continue
         hint = hints[key]
-        if dataclasses.is_dataclass(hint):
+        item = _dataclass_item(hint)
+        if item is not None:
+            if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+                problems.append(f"{dotted!r} must be a list of tables, got {value!r}")
+                continue
+            kwargs[key] = tuple(
+                _build(item, v, f"{dotted}[{j}].", problems) for j, v in enumerate(value)
+            )
+        elif dataclasses.is_dataclass(hint):
             if not isinstance(value, dict):
                 problems.append(f"{dotted!r} must be a table, got {value!r}")
                 continue
@@ -227,6 +252,14 @@ def _build(cls: type, raw: dict[str, Any], prefix: str, problems: list[str]) -> 
         else:
             problems.append(f"{dotted}={value!r} should be of type {_hint_name(hint)}")
     return cls(**kwargs)
+
+
+def _dataclass_item(hint: Any) -> type | None:
+    """The item class of a `tuple[SomeDataclass, ...]` hint (a list of tables), else None."""
+    if typing.get_origin(hint) is not tuple:
+        return None
+    item = typing.get_args(hint)[0]
+    return item if isinstance(item, type) and dataclasses.is_dataclass(item) else None
 
 
 def _hint_name(hint: Any) -> str:
@@ -243,8 +276,9 @@ def _check_values(spec: SweepSpec, problems: list[str]) -> None:
             problems.append(f"{key}={flat[key]!r} must be positive")
     if not spec.data.languages:
         problems.append("data.languages is empty; list at least one code, e.g. ['el']")
-    if not spec.grid.sizes or any(size <= 0 for size in spec.grid.sizes):
+    if (not spec.grid.sizes and not spec.grid.cells) or any(s <= 0 for s in spec.grid.sizes):
         problems.append(f"grid.sizes={list(spec.grid.sizes)} must be positive whole numbers")
+    _check_cells(spec, problems)
     if not spec.grid.seeds or not spec.grid.models:
         problems.append("grid.seeds and grid.models must each list at least one value")
     if any(seed < 0 for seed in spec.grid.seeds):
@@ -264,6 +298,27 @@ def _check_values(spec: SweepSpec, problems: list[str]) -> None:
             f"eval.generate_size={spec.eval.generate_size} exceeds eval.heldout_size="
             f"{spec.eval.heldout_size}; generations are drawn from the scored pairs"
         )
+
+
+def _check_cells(spec: SweepSpec, problems: list[str]) -> None:
+    """Each explicit cell names a sweep language, a positive size, a seed and a grid model."""
+    for j, cell in enumerate(spec.grid.cells):
+        where = f"grid.cells[{j}]"
+        if cell.language not in spec.data.languages:
+            known = ", ".join(spec.data.languages)
+            problems.append(
+                f"{where}.language={cell.language!r} is not in data.languages ({known})"
+            )
+        if cell.size <= 0:
+            problems.append(f"{where}.size={cell.size!r} must be a positive whole number")
+        if cell.seed < 0:
+            problems.append(f"{where}.seed={cell.seed!r} must be 0 or more")
+        if cell.model and cell.model not in spec.grid.models:
+            models = ", ".join(spec.grid.models)
+            problems.append(
+                f"{where}.model={cell.model!r} is not in grid.models ({models}); give one of "
+                "them or '' for all"
+            )
 
 
 def _check_general(data: DataSpec, problems: list[str]) -> None:
@@ -327,8 +382,13 @@ def resolve_spec_path(name_or_path: str) -> Path:
     )
 
 
-def load_spec(name_or_path: str, overrides: list[str] | None = None) -> SweepSpec:
-    """Load a spec file (or built-in name), apply `key=value` overrides, and validate it.
+def load_spec(
+    name_or_path: str,
+    overrides: list[str] | None = None,
+    cell_files: Sequence[str | Path] = (),
+) -> SweepSpec:
+    """Load a spec file (or built-in name), apply `key=value` overrides, add the explicit cells
+    of `cell_files` (`read_cell_fragment`) to `grid.cells`, and validate it.
 
     Raises:
         ConfigError: listing every problem found (unknown keys, wrong types, bad values).
@@ -338,7 +398,45 @@ def load_spec(name_or_path: str, overrides: list[str] | None = None) -> SweepSpe
         raw: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"Spec {path} is not valid TOML ({err}); fix the line named.") from None
-    return spec_from_dict(apply_overrides(raw, overrides or []), where=str(path))
+    raw = apply_overrides(raw, overrides or [])
+    extra = [cell for file in cell_files for cell in read_cell_fragment(file)]
+    if extra:
+        grid = raw.setdefault("grid", {})
+        if not isinstance(grid, dict):
+            raise ConfigError(f"Spec {path}: 'grid' must be a table to take --cells.")
+        grid["cells"] = [*grid.get("cells", []), *extra]
+    return spec_from_dict(raw, where=str(path))
+
+
+def read_cell_fragment(path: str | Path) -> list[dict[str, Any]]:
+    """The `[[grid.cells]]` tables of a spec fragment (what `plan-suggest` writes), unchecked
+    (the spec they join checks them).
+
+    Raises:
+        ConfigError: the file is missing, not TOML, or holds anything but `[[grid.cells]]`.
+    """
+    file = Path(path)
+    try:
+        raw = tomllib.loads(file.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise ConfigError(
+            f"Cannot read the cells file {str(file)!r} ({err.strerror}); give the cells.toml "
+            "plan-suggest wrote."
+        ) from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(
+            f"The cells file {str(file)!r} is not valid TOML ({err}); fix the line named."
+        ) from None
+    grid = raw.get("grid", {})
+    cells = grid.get("cells", []) if isinstance(grid, dict) else None
+    if set(raw) - {"grid"} or not isinstance(grid, dict) or set(grid) - {"cells"}:
+        raise ConfigError(
+            f"The cells file {str(file)!r} holds more than [[grid.cells]] tables; put other "
+            "settings in the spec itself."
+        )
+    if not isinstance(cells, list):
+        raise ConfigError(f"The cells file {str(file)!r}: grid.cells must be [[grid.cells]].")
+    return list(cells)
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

@@ -51,8 +51,9 @@ EXTRA_COLUMNS = (
 
 
 def grid_cells(spec: SweepSpec) -> list[Cell]:
-    """Every cell of the spec: per model and language, the untuned base (n = 0, once) and
-    each size x seed."""
+    """Every cell of the spec, each once: per model and language, the untuned base (n = 0,
+    once) and each size x seed; then the explicit `grid.cells` (each for every grid model
+    unless it names one)."""
     cells = []
     for model in spec.grid.models:
         for language in spec.data.languages:
@@ -61,7 +62,18 @@ def grid_cells(spec: SweepSpec) -> list[Cell]:
             for size in spec.grid.sizes:
                 for seed in spec.grid.seeds:
                     cells.append(Cell(language, size, seed, model, spec.objective))
-    return cells
+    for extra in spec.grid.cells:
+        for model in (extra.model,) if extra.model else spec.grid.models:
+            cells.append(Cell(extra.language, extra.size, extra.seed, model, spec.objective))
+    return list(dict.fromkeys(cells))
+
+
+def largest_sizes(spec: SweepSpec) -> dict[str, int]:
+    """The largest size each language is run at (the product grid's and its explicit cells')."""
+    largest = dict.fromkeys(spec.data.languages, max(spec.grid.sizes, default=0))
+    for extra in spec.grid.cells:
+        largest[extra.language] = max(largest[extra.language], extra.size)
+    return largest
 
 
 def check_grid(spec: SweepSpec) -> dict[str, int]:
@@ -76,12 +88,13 @@ def check_grid(spec: SweepSpec) -> dict[str, int]:
     """
     rules = spec.data.pair_filter()
     caps, problems = {}, []
+    largest = largest_sizes(spec)
     for language in spec.data.languages:
         pools = load_pools(spec.data.source, language, rules)
         caps[language] = len(pools.train)
-        if max(spec.grid.sizes) > len(pools.train):
+        if largest[language] > len(pools.train):
             problems.append(
-                f"size {max(spec.grid.sizes)} exceeds the {language} training pool "
+                f"size {largest[language]} exceeds the {language} training pool "
                 f"({len(pools.train)} pairs)"
             )
         if spec.eval.heldout_size > len(pools.heldout):
@@ -91,8 +104,8 @@ def check_grid(spec: SweepSpec) -> dict[str, int]:
             )
     if problems:
         raise ConfigError(
-            f"The grid does not fit the data: {'; '.join(problems)}; lower grid.sizes or "
-            "eval.heldout_size, or add data."
+            f"The grid does not fit the data: {'; '.join(problems)}; lower grid.sizes (or "
+            "grid.cells) or eval.heldout_size, or add data."
         )
     return caps
 
