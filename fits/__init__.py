@@ -20,7 +20,14 @@ from fits.laws import (
     register_law,
     unregister_law,
 )
-from fits.predictive import Anchor, Component, Predictive, anchor_line, reach_factor
+from fits.predictive import (
+    Anchor,
+    Component,
+    Predictive,
+    anchor_line,
+    never_worse_beyond,
+    reach_factor,
+)
 from fits.result import (
     LAWS_FORMAT,
     FitResult,
@@ -49,6 +56,7 @@ __all__ = [
     "anchor_line",
     "law_info",
     "laws_to_json",
+    "never_worse_beyond",
     "reach_factor",
     "read_laws",
     "register_law",

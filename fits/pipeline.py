@@ -297,6 +297,7 @@ def _with_predictive(
         calibration,
         n_draws=request.options.n_bootstrap,
         seed=request.options.seed,
+        higher_is_better=fit.higher_is_better,
     )
     return replace(fit, predictive=predictive)
 

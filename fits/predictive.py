@@ -4,7 +4,10 @@ bootstrap draws, an error that grows with the reach beyond the sweep, and the un
 Draw k of the prediction at `d` examples is
 
     y_k(d) = anchored(law_c(d; theta_k)) * (1 + sd_c * z_k * g(d / d_max)),
-    g(r) = log2(max(r, 1)) ** REACH_POWER
+    g(r) = log2(max(r, 1)) ** REACH_POWER,
+
+held no worse than the draw's value at `d_max` (`never_worse_beyond`: more data never makes a
+prediction worse).
 
 - component `c` is the law of draw k: every candidate law the sweep's backtests cannot rule
   out, holding draws in proportion to its weight (`fits.reach.law_weights`);
@@ -12,9 +15,11 @@ Draw k of the prediction at `d` examples is
 - `sd_c` is the relative error at one doubling of reach that the sweep's own backtests
   measured for that law (`fits.reach`), `z_k` a standard normal draw and `d_max` the largest
   swept size; the error grows as `g`, a power of the doublings of reach. Draws come in
-  antithetic pairs (the same parameters with +z and -z), so the mean over
-  draws is the mixture's mean without the reach term: the reach widens the bands and the
-  planner's risk, never its expected value;
+  antithetic pairs (the same parameters with +z and -z), so the reach term
+  alone leaves the mean over draws at the mixture's: it widens the bands and the planner's
+  risk, not its expected value;
+- the hold at `d_max` only trims draws whose reach error would make more data hurt; it moves
+  the mean by far less than the band (the planner's expected value stays the mixture's);
 - below the smallest swept size `d_lo` a law that does not model zero data (`LawInfo.
   uses_zero_data` false) is anchored to the untuned model's measured mean `y0`:
   `anchored(f)(d) = y0 + (f(d_lo) - y0) * d / d_lo` for `d < d_lo`.
@@ -62,6 +67,20 @@ def reach_factor(
     with np.errstate(divide="ignore", invalid="ignore"):
         growth = reach_growth(np.asarray(d, dtype=float) / np.asarray(d_max), power)
     return np.asarray(1.0 + np.asarray(reach_sd) * np.asarray(z) * growth, dtype=np.float64)
+
+
+def never_worse_beyond(
+    values: ArrayLike,
+    at_d_max: ArrayLike,
+    d: ArrayLike,
+    d_max: ArrayLike,
+    higher_is_better: ArrayLike,
+) -> NDArray[np.float64]:
+    """`values`, held beyond the largest swept size to be no worse than the draw's own value
+    there (`at_d_max`): more data never makes a draw's predicted metric worse."""
+    v, at = np.asarray(values, dtype=float), np.asarray(at_d_max, dtype=float)
+    held = np.where(np.asarray(higher_is_better), np.maximum(v, at), np.minimum(v, at))
+    return np.asarray(np.where(np.asarray(d) > np.asarray(d_max), held, v), dtype=np.float64)
 
 
 def anchor_line(
@@ -167,6 +186,7 @@ class Predictive:
         components: the laws of the mixture, in draw order.
         d_max: the largest swept size, in examples; the reach is `d / d_max`.
         anchor: the untuned anchor, or None when the sweep has no zero-data run.
+        higher_is_better: the metric's direction (which way "no worse" points).
         reach_power: the power of `g` the reach errors were calibrated with.
         calibration: how the reach errors were measured (JSON-safe): the backtests used per
             law, or why a default stands in.
@@ -175,6 +195,7 @@ class Predictive:
     components: tuple[Component, ...]
     d_max: float
     anchor: Anchor | None = None
+    higher_is_better: bool = False
     reach_power: float = REACH_POWER
     calibration: dict[str, Any] = field(default_factory=dict)
 
@@ -215,7 +236,10 @@ class Predictive:
             )
             z = np.asarray(comp.z)[:, None]
             factor = reach_factor(sizes, self.d_max, comp.reach_sd, z, self.reach_power)
-            rows.append(values * factor)
+            top = self.law_values(comp.law, params, np.full((comp.n_draws, 1), self.d_max))
+            rows.append(
+                never_worse_beyond(values * factor, top, sizes, self.d_max, self.higher_is_better)
+            )
         if not rows:
             return np.empty((0, sizes.shape[1]), dtype=np.float64)
         return np.asarray(np.vstack(rows), dtype=np.float64)
@@ -227,6 +251,7 @@ class Predictive:
             "anchor": None
             if self.anchor is None
             else {"d": self.anchor.d, "value": _rounded(self.anchor.value)},
+            "higher_is_better": self.higher_is_better,
             "reach_power": self.reach_power,
             "calibration": self.calibration,
             "components": [c.to_dict() for c in self.components],
@@ -247,6 +272,7 @@ class Predictive:
                 anchor=None
                 if anchor is None
                 else Anchor(float(anchor["d"]), float(anchor["value"])),
+                higher_is_better=bool(entry.get("higher_is_better", False)),
                 reach_power=float(entry.get("reach_power", REACH_POWER)),
                 calibration=dict(entry.get("calibration") or {}),
             )

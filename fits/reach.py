@@ -212,6 +212,7 @@ def build_predictive(
     *,
     n_draws: int,
     seed: int,
+    higher_is_better: bool,
 ) -> Predictive:
     """One language's predictive mixture from its full fits (each with bootstrap draws).
 
@@ -222,6 +223,7 @@ def build_predictive(
         calibration: the backtests' reach errors.
         n_draws: draws in all (even; each component's share rounded to whole pairs).
         seed: the fit's seed (the reach normals depend on it and the language only).
+        higher_is_better: the metric's direction.
     """
     language = points.language
     pairs = _pair_counts(weights, n_draws // 2)
@@ -251,7 +253,13 @@ def build_predictive(
         )
     positive = points.d[points.d > 0]
     d_max = float(positive.max()) if positive.size else 1.0
-    return Predictive(tuple(components), d_max, anchor_of(points), calibration={"laws": notes})
+    return Predictive(
+        tuple(components),
+        d_max,
+        anchor_of(points),
+        higher_is_better=higher_is_better,
+        calibration={"laws": notes},
+    )
 
 
 def _pair_counts(weights: dict[str, float], n_pairs: int) -> dict[str, int]:

@@ -107,6 +107,7 @@ def format_table(laws_file: LawsFile, path: str = "", *, candidates: bool = True
                 + [fit.law]
             )
         lines.extend(_table(["language", "held out", *laws, "used"], error_rows))
+    lines.extend(_predictive_lines(laws_file))
     notes = [f"{code}: {fit.message}" for code, fit in laws_file.fits.items() if fit.message]
     if notes:
         lines.append("")
@@ -117,6 +118,31 @@ def format_table(laws_file: LawsFile, path: str = "", *, candidates: bool = True
         lines.append("")
         lines.append(f"Pooled {pooled.get('law')} fit, shared: {shared} (* in the table)")
     return "\n".join(lines) + "\n"
+
+
+def _predictive_lines(laws_file: LawsFile) -> list[str]:
+    """The predictive mixture per language: law weights, reach error at 2x, 90% band at 10x."""
+    rows = []
+    for code, fit in laws_file.fits.items():
+        pred = fit.predictive
+        if pred is None or not fit.success or pred.n_draws == 0:
+            continue
+        mix = ", ".join(f"{c.law} {c.weight:.2f}" for c in pred.components)
+        sd = ", ".join(f"{c.reach_sd:.1%}" for c in pred.components)
+        far = 10 * pred.d_max
+        low, high = fit.interval([far], LEVEL)
+        band = f"{_number(float(fit([far])[0]))} [{_number(low[0])}, {_number(high[0])}]"
+        anchor = "-" if pred.anchor is None else _number(pred.anchor.value)
+        rows.append([code, mix, sd, anchor, f"{format_count(far)}: {band}"])
+    if not rows:
+        return []
+    header = ["language", "law mixture (weights)", "reach error at 2x", "untuned", "at 10x [90%]"]
+    return [
+        "",
+        "Predictive mixture (bands: law form + parameters + reach error, calibrated on "
+        "backtests at 2x, 4x and 8x):",
+        *_table(header, rows),
+    ]
 
 
 def summary(laws_file: LawsFile, path: str = "") -> dict[str, Any]:
@@ -143,6 +169,8 @@ def summary(laws_file: LawsFile, path: str = "") -> dict[str, Any]:
                 law: e.get("error") for law, e in fit.diagnostics.get("extrapolation", {}).items()
             },
             "flags": fit.diagnostics.get("flags", []),
+            "mixture_weights": fit.diagnostics.get("mixture_weights"),
+            "backtest_error_at_2x": fit.diagnostics.get("backtest_error_at_2x"),
         }
     return {
         "laws_file": path,

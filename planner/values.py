@@ -209,13 +209,19 @@ class _Cells:
     floor_d: FloatArray
     floor_value: FloatArray
     floor_slope: FloatArray
+    at_d_max: FloatArray  # the law at d_max (NaN where d_max is inf)
+    higher_is_better: bool
 
     def evaluate(self, d: FloatArray) -> FloatArray:
-        """The cells' metric at effective examples `d` (one per cell)."""
+        """The cells' metric at effective examples `d` (one per cell): `fits.Predictive`'s
+        formula (anchor or tangent below the floor, reach term, never worse beyond d_max)."""
         values = np.asarray(self.law(np.maximum(d, self.floor_d), **self.params), dtype=float)
         below = self.floor_value + self.floor_slope * (d - self.floor_d)
         values = np.where(d < self.floor_d, below, values)
-        return values * fits.reach_factor(d, self.d_max, self.reach_sd, self.z, self.reach_power)
+        reach = fits.reach_factor(d, self.d_max, self.reach_sd, self.z, self.reach_power)
+        return fits.never_worse_beyond(
+            values * reach, self.at_d_max, d, self.d_max, self.higher_is_better
+        )
 
 
 @dataclass
@@ -224,6 +230,7 @@ class _CellRows:
 
     law: Callable[..., FloatArray]
     reach_power: float = 1.0  # irrelevant where the reach sd is 0 (points, old laws files)
+    higher_is_better: bool = True
     rows: list[int] = field(default_factory=list)
     cols: list[NDArray[np.intp]] = field(default_factory=list)
     params: list[dict[str, NDArray[np.float64]]] = field(default_factory=list)
@@ -231,6 +238,7 @@ class _CellRows:
     z: list[FloatArray] = field(default_factory=list)
     d_max: list[float] = field(default_factory=list)
     anchor: list[tuple[float, float] | None] = field(default_factory=list)
+    zero_ok: list[bool] = field(default_factory=list)  # the law is finite at 0: no floor line
 
     def add(
         self,
@@ -241,6 +249,7 @@ class _CellRows:
         z: FloatArray | None = None,
         d_max: float = float("inf"),
         anchor: tuple[float, float] | None = None,
+        zero_ok: bool = False,
     ) -> None:
         self.rows.append(row)
         self.cols.append(cols)
@@ -249,22 +258,33 @@ class _CellRows:
         self.z.append(np.zeros(cols.size) if z is None else np.asarray(z, dtype=float))
         self.d_max.append(d_max)
         self.anchor.append(anchor)
+        self.zero_ok.append(zero_ok)
 
     def stack(self) -> _Cells:
         sizes = [c.size for c in self.cols]
         rows = np.repeat(np.array(self.rows, dtype=np.intp), sizes)
         names = sorted(self.params[0])
         params = {n: np.concatenate([p[n] for p in self.params]) for n in names}
-        floor_d = np.repeat([a[0] if a else MIN_LAW_EXAMPLES for a in self.anchor], sizes)
+        floor_d = np.repeat(
+            [
+                a[0] if a else (0.0 if zero else MIN_LAW_EXAMPLES)
+                for a, zero in zip(self.anchor, self.zero_ok, strict=True)
+            ],
+            sizes,
+        )
 
         def at(x: FloatArray) -> FloatArray:
             return np.asarray(self.law(x, **params), dtype=float)
 
         value = at(floor_d)
-        tangent = log_central_difference(at, floor_d)
+        tangent = log_central_difference(at, np.maximum(floor_d, MIN_LAW_EXAMPLES))
+        d_max = np.repeat(np.array(self.d_max, dtype=float), sizes)
+        finite = np.isfinite(d_max)
+        at_d_max = np.where(finite, at(np.where(finite, d_max, 1.0)), np.nan)
         y0 = np.repeat([a[1] if a else np.nan for a in self.anchor], sizes)
         anchored = np.isfinite(y0)
-        slope = np.where(anchored, (value - np.where(anchored, y0, 0.0)) / floor_d, tangent)
+        safe_floor = np.where(floor_d > 0, floor_d, 1.0)
+        slope = np.where(anchored, (value - np.where(anchored, y0, 0.0)) / safe_floor, tangent)
         return _Cells(
             rows=rows,
             cols=np.concatenate(self.cols) if self.cols else np.empty(0, dtype=np.intp),
@@ -273,10 +293,12 @@ class _CellRows:
             reach_sd=np.concatenate(self.reach_sd),
             reach_power=self.reach_power,
             z=np.concatenate(self.z),
-            d_max=np.repeat(np.array(self.d_max, dtype=float), sizes),
+            d_max=d_max,
             floor_d=floor_d,
             floor_value=value,
             floor_slope=slope,
+            at_d_max=at_d_max,
+            higher_is_better=self.higher_is_better,
         )
 
 
@@ -322,6 +344,11 @@ def _draw_picks(finite: NDArray[np.bool_], wanted: int) -> NDArray[np.intp]:
     return picks.astype(np.intp)
 
 
+def _finite_at_zero(law: str) -> bool:
+    """Whether a registered law models zero data itself (then it is evaluated down to 0)."""
+    return bool(law) and law in fits.LAW_INFO and fits.law_info(law).uses_zero_data
+
+
 def _anchor_of(curve: LawCurve) -> tuple[float, float] | None:
     if curve.predictive is None:
         return None
@@ -336,7 +363,9 @@ def _point_cells(curves: Sequence[LawCurve]) -> tuple[_Cells, ...]:
         key = (id(curve.law), tuple(sorted(curve.params)))
         rows = groups.setdefault(key, _CellRows(curve.law))
         params = {n: np.array([float(v)]) for n, v in curve.params.items()}
-        rows.add(i, zero, params, anchor=_anchor_of(curve))
+        rows.add(
+            i, zero, params, anchor=_anchor_of(curve), zero_ok=_finite_at_zero(curve.law_name)
+        )
     return tuple(g.stack() for g in groups.values())
 
 
@@ -344,11 +373,11 @@ def _draw_cells(curves: Sequence[LawCurve], n_draws: int) -> tuple[_Cells, ...]:
     """The draws of every language as cells grouped by law (columns `0..n_draws-1`)."""
     if n_draws == 0:
         return ()
-    groups: dict[tuple[int, tuple[str, ...], float], _CellRows] = {}
+    groups: dict[tuple[int, tuple[str, ...], float, bool], _CellRows] = {}
     for i, curve in enumerate(curves):
         picks = _draw_picks(_finite_draws(curve), n_draws)
         if curve.predictive is None:
-            key = (id(curve.law), tuple(sorted(curve.params)), 0.0)
+            key = (id(curve.law), tuple(sorted(curve.params)), 0.0, True)
             rows = groups.setdefault(key, _CellRows(curve.law))
             params = {n: np.asarray(v, dtype=float)[picks] for n, v in curve.draws.items()}
             rows.add(i, np.arange(n_draws, dtype=np.intp), params)
@@ -362,8 +391,13 @@ def _draw_cells(curves: Sequence[LawCurve], n_draws: int) -> tuple[_Cells, ...]:
             if own.size == 0:
                 continue
             law = fits.LAWS[comp.law]
-            key = (id(law), tuple(sorted({*comp.draws, *comp.fixed})), pred.reach_power)
-            rows = groups.setdefault(key, _CellRows(law, pred.reach_power))
+            key = (
+                id(law),
+                tuple(sorted({*comp.draws, *comp.fixed})),
+                pred.reach_power,
+                pred.higher_is_better,
+            )
+            rows = groups.setdefault(key, _CellRows(law, pred.reach_power, pred.higher_is_better))
             params = {n: np.asarray(v, dtype=float)[own] for n, v in comp.draws.items()}
             params.update({n: np.full(own.size, v) for n, v in comp.fixed.items()})
             anchor = pred.anchor_for(comp.law)
@@ -375,6 +409,7 @@ def _draw_cells(curves: Sequence[LawCurve], n_draws: int) -> tuple[_Cells, ...]:
                 z=np.asarray(comp.z, dtype=float)[own],
                 d_max=pred.d_max,
                 anchor=None if anchor is None else (anchor.d, anchor.value),
+                zero_ok=_finite_at_zero(comp.law),
             )
     return tuple(g.stack() for g in groups.values())
 

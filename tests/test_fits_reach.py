@@ -99,8 +99,11 @@ def test_the_reach_term_widens_the_bands_but_keeps_the_mean(demo_laws) -> None:
     assert pred is not None
     still = replace(pred, components=tuple(replace(c, reach_sd=0.0) for c in pred.components))
     far = np.array([5_000.0])
-    assert pred.draws(far).mean() == pytest.approx(still.draws(far).mean(), rel=1e-12)
-    assert pred.draws(far).std() > still.draws(far).std()
+    low, high = fit.interval(far)
+    # Antithetic reach errors cancel in the mean; only the hold at the largest swept size
+    # (no draw gets worse with more data) moves it, by a small part of the band.
+    assert abs(pred.draws(far).mean() - still.draws(far).mean()) < 0.1 * (high - low)[0]
+    assert pred.draws(far).std() > 2 * still.draws(far).std()
 
 
 def test_bands_cover_the_truth_far_beyond_the_sweep() -> None:
@@ -182,3 +185,17 @@ def test_predictive_round_trips_and_old_laws_files_still_plan(demo_laws, tmp_pat
     problem = build_problem(old, tuple(old.fits), available=dict.fromkeys(old.fits, 10_000))
     assert problem.values.n_draws == OPTS.n_bootstrap
     assert math.isfinite(float(problem.values.metric(np.full(4, 500.0)).sum()))
+
+
+def test_the_planner_draws_what_the_laws_file_predicts(demo_laws) -> None:
+    _, laws = demo_laws
+    languages = tuple(laws.fits)
+    problem = build_problem(laws, languages, available=dict.fromkeys(languages, 100_000))
+    for amount in (0.0, 8.0, 100.0, 700.0, 20_000.0):
+        planned = problem.values.metric_draws(np.full(len(languages), amount))
+        for i, lang in enumerate(languages):
+            fitted = laws.fits[lang].predict_draws([amount])[:, 0]
+            assert planned[i] == pytest.approx(fitted, rel=1e-9), (lang, amount)
+            if amount > 128:  # no draw predicts worse than at the largest swept size
+                at_top = laws.fits[lang].predict_draws([128.0])[:, 0]
+                assert np.all(fitted <= at_top + 1e-12)
