@@ -37,6 +37,7 @@ from fits.result import (
     write_laws,
 )
 from fits.space import Box, LawData
+from fits.transfer import TransferLaw, fit_transfer, read_transfer, transfer_to_json
 
 __all__ = [
     "AUTO",
@@ -53,13 +54,17 @@ __all__ = [
     "LawsFile",
     "Pooling",
     "Predictive",
+    "TransferLaw",
     "anchor_line",
+    "fit_transfer",
     "law_info",
     "laws_to_json",
     "never_worse_beyond",
     "reach_factor",
     "read_laws",
+    "read_transfer",
     "register_law",
+    "transfer_to_json",
     "unregister_law",
     "write_laws",
 ]

@@ -39,6 +39,7 @@ from fits.pipeline import FitRequest, fit_all, law_choices
 from fits.plots import plot_language, plot_overview
 from fits.report import format_table, summary
 from fits.result import laws_to_json
+from fits.transfer_cli import main as transfer_main
 from muit_core import ConfigError, DataError, FitError, OutputSet, parse_count
 from muit_core.cli import add_common_flags, run_main
 
@@ -60,6 +61,7 @@ EPILOG = """examples:
   plan-fit results.csv --law power --share beta    pooled power law with one exponent
   plan-fit results.csv --law chinchilla --n-params 135M   model-size axis from n_params
   plan-fit results.csv --format json --no-plots > fits.json
+  plan-fit transfer validation.csv --laws laws.json    transfer law from mixture runs (--help)
 
 outputs (in --out, default: a fits/ folder next to the CSV):
   laws.json (one laws_<objective>_<model>.json per group when the table has several),
@@ -342,8 +344,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # loaded by then (numpy's and scipy's, which this module's imports load). A user who set a
     # thread variable keeps it; library users (who import `fits` themselves) are not affected.
     chose = any(name in os.environ for name in BLAS_THREAD_VARIABLES)
+    arguments = list(sys.argv[1:] if argv is None else argv)
     with threadpool_limits(limits=None if chose else 1):
-        return run_main(build_parser(), run, argv)
+        if arguments[:1] == ["transfer"]:  # a results table is never named `transfer`
+            return transfer_main(arguments[1:])
+        return run_main(build_parser(), run, arguments)
 
 
 if __name__ == "__main__":

@@ -20,9 +20,10 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from fits import read_laws
+from fits import read_laws, read_transfer
 from muit_core import ConfigError, PlannerError, format_count, parse_count
 from muit_core.cli import add_common_flags, run_main
+from planner.baselines import baseline_allocators
 from planner.guard import DEFAULT_CONFIDENCE, DEFAULT_REFERENCE, GuardSettings
 from planner.mixture import mixture_dict
 from planner.optimiser import Objective, Robustness
@@ -43,6 +44,7 @@ from planner.problem import (
     select_languages,
 )
 from planner.report import format_reach, format_table, suggested_sizes
+from planner.transfer import TransferAllocator, check_transfer_fits, transfer_table
 
 if TYPE_CHECKING:
     from fits import LawsFile
@@ -61,6 +63,7 @@ examples:
   plan-allocate laws.json --budget 2.5e6 --unit tokens --objective maxmin
   plan-allocate laws.json --objective target --targets el=55,hi=40      # least budget for these
   plan-allocate laws.json --budget 1M --robust --quantile 0.1 --format json
+  plan-allocate laws.json --budget 20k --transfer transfer.json   # + the transfer-aware plan
 
 The MuIT training set of a plan (or of any baseline in it) is written by the sweep stage:
   plan-sweep write-data runs/allocate/mixture.json --out runs/muit-data
@@ -142,6 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=str(DEFAULT_CONFIDENCE),
         help="share of the draws the plan must beat --reference in, between 0.5 and 1 "
         f"(default {DEFAULT_CONFIDENCE})",
+    )
+    parser.add_argument(
+        "--transfer",
+        metavar="TRANSFER_JSON",
+        help="transfer law from plan-fit transfer: adds the transfer-aware plan (allocator "
+        "'transfer') beside the others, and scores every plan under it",
     )
     parser.add_argument(
         "--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})"
@@ -393,6 +402,17 @@ def cmd_allocate(args: argparse.Namespace) -> int:
         log.info("least budget reaching the targets: %.6g %s", budget, unit.value)
     if objective is Objective.MAXMIN and len(set(problem.constraints.weights)) > 1:
         log.warning("--weights do not enter the maxmin objective; they are ignored.")
+    transfer = None
+    if args.transfer is not None:
+        if objective is not Objective.MEAN:
+            raise ConfigError(
+                f"--transfer plans the mean objective only; got --objective {objective.value}: "
+                "use --objective mean or drop --transfer."
+            )
+        transfer = read_transfer(args.transfer)
+        check_transfer_fits(transfer, problem.languages, problem.metric)
+        if not transfer.selected:
+            log.warning("The transfer law does not predict left-out mixtures better.")
     command = shlex.join(["plan-allocate", *args.argv])
     log.debug("options: %s", {k: v for k, v in vars(args).items() if k != "argv"})
     report = run_plan(
@@ -405,6 +425,9 @@ def cmd_allocate(args: argparse.Namespace) -> int:
         command,
         str(args.laws),
         guard=options.guard,
+        baselines=None
+        if transfer is None
+        else (*baseline_allocators(), TransferAllocator(transfer.tau)),
     )
     warning = reach_warning(problem, report.planner.allocation.examples, options.warn_reach)
     if warning is not None:
@@ -416,6 +439,8 @@ def cmd_allocate(args: argparse.Namespace) -> int:
         print()
     else:
         print(format_table(report))
+        if transfer is not None:
+            print("\n" + transfer_table(report, transfer))
     return 0
 
 

@@ -30,6 +30,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "plan-allocate": plan_allocate,
     "plan-sweep": plan_sweep,
     "plan-suggest": plan_suggest,
+    "plan-fit transfer": lambda argv: plan_fit(["transfer", *argv]),
 }
 
 
@@ -99,6 +100,31 @@ def _general_spec(ws: Path, files: dict[str, str]) -> None:
         "[data]\nlanguages = ['de', 'el', 'hi']\n"
         f"general_data = '{ws}/bad/general_{{lang}}.jsonl'\ngeneral_ratio = 0.5\n"
     )
+
+
+def _validation(
+    ws: Path, name: str, language: str = "hi", metric: str = "heldout_ce", model: str = ""
+) -> None:
+    """A validation table of two mixture runs of the workspace's languages (`language` in
+    place of hi), as `plan-sweep validate` writes it."""
+    (ws / "bad").mkdir(exist_ok=True)
+    laws = json.loads((ws / "fits" / "laws.json").read_text())
+    fixed = {"seed": 0, "examples": 100, "metric": metric, "value": 2.0}
+    rows = [
+        {"allocator": alloc, "language": code, **fixed, "model": model or laws.get("model", "")}
+        for alloc in ("planner", "uniform")
+        for code in ("de", "el", language)
+    ]
+    pd.DataFrame(rows).to_csv(ws / "bad" / name, index=False)
+
+
+def _transfer(ws: Path, languages: tuple[str, ...]) -> None:
+    from fits.transfer import TransferLaw, transfer_to_json
+
+    (ws / "bad").mkdir(exist_ok=True)
+    numbers = (6, 3, 0, 0, (), 0.1, 0.05, 0.1, 0.05, True)
+    law = TransferLaw(0.2, 0.1, 0.3, 0.9, languages, "heldout_ce", False, *numbers)
+    (ws / "bad" / "transfer.json").write_text(transfer_to_json(law))
 
 
 LAWS = "{ws}/fits/laws.json"
@@ -603,6 +629,49 @@ CASES: list[BadInput] = [
         "plan-sweep",
         ("export", "smoke", "out_dir='{ws}/bad/sweep'", "--out", "{ws}/results.csv/r.csv"),
         r"Cannot write --out '.*results.csv/r.csv': '.*results.csv' is not a folder you can write",
+    ),
+    # --- plan-fit transfer, plan-allocate --transfer ----------------------------------------
+    BadInput(
+        "transfer-language-the-laws-lack",
+        "plan-fit transfer",
+        ("{ws}/bad/v-xx.csv", "--laws", LAWS, "--out", "{ws}/fits"),
+        r"The mixture runs train xx, which the laws file \(languages .*\) lacks; fit laws",
+        prepare=lambda ws: _validation(ws, "v-xx.csv", language="xx"),
+    ),
+    BadInput(
+        "transfer-no-runs-of-the-laws-metric",
+        "plan-fit transfer",
+        ("{ws}/bad/v-bleu.csv", "--laws", LAWS, "--out", "{ws}/fits"),
+        r"has no 'heldout_ce' rows \(it has: bleu\); fit the laws on a metric",
+        prepare=lambda ws: _validation(ws, "v-bleu.csv", metric="bleu"),
+    ),
+    BadInput(
+        "transfer-runs-of-another-model",
+        "plan-fit transfer",
+        ("{ws}/bad/v-model.csv", "--laws", LAWS, "--out", "{ws}/fits"),
+        r"have model 'other-model' but the laws were fitted on model .*; fit laws on the same",
+        prepare=lambda ws: _validation(ws, "v-model.csv", model="other-model"),
+    ),
+    BadInput(
+        "allocate-transfer-without-a-planned-language",
+        "plan-allocate",
+        (
+            LAWS,
+            "--budget",
+            "20k",
+            "--transfer",
+            "{ws}/bad/transfer.json",
+            "--out",
+            "{ws}/allocate",
+        ),
+        r"mixture runs did not train el, hi; plan only de with --languages",
+        prepare=lambda ws: _transfer(ws, ("de",)),
+    ),
+    BadInput(
+        "allocate-transfer-not-a-transfer-law",
+        "plan-allocate",
+        (LAWS, "--budget", "20k", "--transfer", LAWS, "--out", "{ws}/allocate"),
+        r"is not a transfer law \(format 'muit-transfer/1'\); write it with plan-fit transfer",
     ),
 ]
 
