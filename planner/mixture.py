@@ -139,6 +139,7 @@ def mixture_dict(report: PlanReport) -> dict[str, Any]:
         },
         "baselines": baselines,
         "max_extrapolation": p.max_extrapolation,
+        "general_data": general_data(p.sweep, total),
         "guard": None
         if report.guard is None
         else {
@@ -158,6 +159,28 @@ def mixture_dict(report: PlanReport) -> dict[str, Any]:
         }
         out["budget_to_targets"] = report.budgets_to_targets
     return out
+
+
+def general_data(sweep: Mapping[str, Any] | None, translation_examples: int) -> dict[str, Any]:
+    """The general instruction data the sweep trained with, as the MuIT run should too.
+
+    Read from the sweep's resolved spec (`data.general_data` / `general_ratio` per language,
+    `general_data_en` / `general_ratio_en` for English): general examples are added on top of
+    the plan's translation examples, about `ratio` per translation example; `plan-sweep
+    write-data` draws them and states the exact counts in its manifest. Empty ratios: none.
+    """
+    data = dict(((sweep or {}).get("spec") or {}).get("data") or {})
+    ratio = float(data.get("general_ratio") or 0.0)
+    ratio_en = float(data.get("general_ratio_en") or 0.0)
+    added = (ratio + ratio_en) * translation_examples
+    return {
+        "per_language": {"path": data.get("general_data") or None, "ratio": ratio},
+        "english": {"path": data.get("general_data_en") or None, "ratio": ratio_en},
+        "approximate_share_of_run": added / (added + translation_examples)
+        if translation_examples
+        else 0.0,
+        "exact_counts": "plan-sweep write-data's manifest.json",
+    }
 
 
 def _ratio(value: float) -> float | None:

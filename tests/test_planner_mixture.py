@@ -150,3 +150,16 @@ def test_plan_allocate_records_its_seed(
     written = json.loads((tmp_path / "plan" / "mixture.json").read_text())
     assert printed["seed"] == written["seed"] == 5
     assert report_from_mixture(written, read_laws(laws)).seed == 5
+
+
+def test_the_mixture_states_the_sweeps_general_data() -> None:
+    from planner.mixture import general_data
+
+    sweep = {"spec": {"data": {"general_data": "g/{lang}.jsonl", "general_ratio": 0.1,
+                               "general_data_en": "g/en.jsonl", "general_ratio_en": 0.05}}}  # fmt: skip
+    stated = general_data(sweep, 20_000)
+    assert stated["per_language"] == {"path": "g/{lang}.jsonl", "ratio": 0.1}
+    assert stated["english"] == {"path": "g/en.jsonl", "ratio": 0.05}
+    assert stated["approximate_share_of_run"] == pytest.approx(3_000 / 23_000)
+    none = general_data(None, 20_000)
+    assert none["approximate_share_of_run"] == 0.0 and none["per_language"]["path"] is None
