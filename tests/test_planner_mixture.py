@@ -155,8 +155,9 @@ def test_plan_allocate_records_its_seed(
 def test_the_mixture_states_the_sweeps_general_data() -> None:
     from planner.mixture import general_data
 
-    sweep = {"spec": {"data": {"general_data": "g/{lang}.jsonl", "general_ratio": 0.1,
-                               "general_data_en": "g/en.jsonl", "general_ratio_en": 0.05}}}  # fmt: skip
+    data = {"general_data": "g/{lang}.jsonl", "general_ratio": 0.1}
+    data.update({"general_data_en": "g/en.jsonl", "general_ratio_en": 0.05})
+    sweep = {"spec": {"data": data}}
     stated = general_data(sweep, 20_000)
     assert stated["per_language"] == {"path": "g/{lang}.jsonl", "ratio": 0.1}
     assert stated["english"] == {"path": "g/en.jsonl", "ratio": 0.05}
