@@ -14,7 +14,8 @@ from muit_core import ConfigError, OutputSet
 from sweeps.corpus import load_pools
 from sweeps.general_data import GeneralRecipe
 from sweeps.ledger import DEFAULT_JOURNAL_NAME, Ledger, RunState
-from sweeps.mixture import PLANNER, Mixture, allocator_slug, read_mixture
+from sweeps.mixture import PLANNER, Mixture, allocator_slug, parse_mixture, read_mixture
+from sweeps.random_mixtures import CONCENTRATION, MAX_RANDOM_MIXTURES, parse_count, with_drawn
 from sweeps.slurm import parse_slurm_options, submit_from_options
 from sweeps.spec import SweepSpec, spec_to_dict
 from sweeps.sweep import make_run_mixture_cell
@@ -43,6 +44,7 @@ examples:
   plan-sweep validate mixture.json --allocators planner,uniform --seeds 0,1 --workers 2
   plan-sweep validate mixture.json train.epochs=2 --storage postgresql://user:pw@db/sweeps
   plan-sweep validate mixture.json --spec my_spec.toml  # laws fitted on results from elsewhere
+  plan-sweep validate mixture.json --random-mixtures 4 --leave-one-out  # + mixtures around it
 """
 
 
@@ -99,7 +101,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     language on the sweep's held-out pairs, and compare actual with predicted."""
     mixture = read_mixture(args.mixture)
     spec = resolve_spec(mixture, args.spec, args.overrides)
-    allocators = parse_allocators(args.allocators, mixture)
+    mixture = with_drawn(mixture, parse_count(args.random_mixtures), args.leave_one_out)
+    drawn = [name for name, a in mixture.allocations.items() if a.drawn]
+    allocators = tuple(dict.fromkeys([*parse_allocators(args.allocators, mixture), *drawn]))
     seeds = parse_seeds(args.seeds)
     if args.workers is not None and args.workers < 0:
         raise ConfigError(f"--workers {args.workers} must be 0 (enqueue only) or more.")
@@ -109,6 +113,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     study = plan_study(mixture, spec, allocators, seeds, out_dir, args.storage)
     _check_corpora(study)
     ledger = open_study(study)
+    mixture = parse_mixture(ledger.study_attr("mixture"), mixture.path)  # + the study's draws
     added = ledger.enqueue(list(study.cells), retry_failed=args.retry_failed)
     log.info(
         "validate %s: %s x seeds %s, %d cells, %d newly enqueued (study %s in %s)",
@@ -202,6 +207,20 @@ def add_mixture_commands(sub: Callable[..., argparse.ArgumentParser]) -> None:
     )
     validate.add_argument(
         "--slurm", metavar="KEY=VALUE,...", help="submit workers to SLURM, as for launch"
+    )
+    validate.add_argument(
+        "--random-mixtures",
+        metavar="K",
+        help=f"also train K mixtures drawn around the plan, dirichlet-1..K: shares from "
+        f"Dirichlet(alpha = {CONCENTRATION:g} x the planner's shares), seeded by the mixture's "
+        "seed, at the planner's budget in examples and within the caps "
+        f"(0..{MAX_RANDOM_MIXTURES})",
+    )
+    validate.add_argument(
+        "--leave-one-out",
+        action="store_true",
+        help="also train without-LANG per language: LANG at 0 examples, its share spread over "
+        "the others in proportion to the plan, at the same budget",
     )
     validate.add_argument(
         "--retry-failed", action="store_true", help="give failed cells another round of retries"

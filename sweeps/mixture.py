@@ -65,6 +65,8 @@ class MixtureAllocation:
         predicted: predicted score per language, where the file carries it.
         objective: the predicted objective (weighted mean score) with its interval.
         planner_gain: for a baseline, the planner's predicted gain over it.
+        drawn: for a mixture drawn around the plan by `plan-sweep validate`
+            (`sweeps.random_mixtures`), how it was drawn; '' for the file's own allocations.
     """
 
     allocator: str
@@ -72,6 +74,7 @@ class MixtureAllocation:
     predicted: dict[str, Prediction]
     objective: Prediction | None
     planner_gain: Prediction | None
+    drawn: str = ""
 
 
 @dataclass(frozen=True)
@@ -245,6 +248,7 @@ def parse_mixture(raw: Any, mixture_path: Path) -> Mixture:
             predicted,
             _prediction(entry.get("objective")),
             _prediction(entry.get("planner_gain")),
+            str(entry.get("drawn") or ""),
         )
     codes = [lang.code for lang in languages]
     for allocation in allocations.values():

@@ -28,6 +28,7 @@ from muit_core import METRICS, ConfigError, OutputSet
 from sweeps.cells import LedgerConfig, MixtureCell, RunState
 from sweeps.ledger import Ledger
 from sweeps.mixture import PLANNER, Mixture
+from sweeps.random_mixtures import drawn_entries, merge_drawn
 from sweeps.spec import (
     SweepSpec,
     apply_overrides,
@@ -152,7 +153,9 @@ def study_name(mixture: Mixture, spec: SweepSpec) -> str:
             lang.code: [lang.corpus, lang.pair_filter, lang.n_available]
             for lang in mixture.languages
         },
-        "allocations": {name: a.examples for name, a in mixture.allocations.items()},
+        "allocations": {
+            name: a.examples for name, a in mixture.allocations.items() if not a.drawn
+        },
     }
     text = json.dumps({"mixture": trained_on, "spec": payload}, sort_keys=True)
     return f"{STUDY_KIND}-{spec.name}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
@@ -200,11 +203,19 @@ def plan_study(
 
 
 def open_study(study: ValidationStudy) -> Ledger:
-    """Open the study's ledger and store what its workers need (kind, spec, mixture)."""
+    """Open the study's ledger and store what its workers need (kind, spec, mixture).
+
+    The stored mixture keeps every drawn mixture the study already holds (a rerun without
+    `--random-mixtures` still runs and reports the drawn cells; an earlier draw of a name
+    replaces a fresh one, since it is what was enqueued); `ledger.study_attr("mixture")` is
+    then the mixture to train and report with.
+    """
     ledger = Ledger.open(study.config)
+    stored = drawn_entries(ledger.study_attr("mixture"))
+    mixture = merge_drawn(study.mixture, stored) if stored else study.mixture
     ledger.set_study_attr("kind", STUDY_KIND)
     ledger.set_study_attr("spec", spec_to_dict(study.spec))
-    ledger.set_study_attr("mixture", study.mixture.raw)
+    ledger.set_study_attr("mixture", mixture.raw)
     ledger.set_study_attr("mixture_path", str(study.mixture.path))
     return ledger
 
@@ -268,7 +279,8 @@ def write_outputs(out: OutputSet, table: pd.DataFrame, mixture: Mixture) -> str:
     table.to_csv(buffer, index=False)
     out.write_text("validation.csv", buffer.getvalue())
     metric, higher = mixture.metric, mixture.higher_is_better
-    verdict = format_verdict(table, metric, higher, predicted_gains(mixture))
+    drawn = tuple(name for name, a in mixture.allocations.items() if a.drawn)
+    verdict = format_verdict(table, metric, higher, predicted_gains(mixture), skip=drawn)
     out.write_text("verdict.txt", verdict + "\n")
     out.write_png("predicted_vs_actual.png", plot_predicted_vs_actual(table, metric), dpi=130)
     out.write_png("objective_per_allocator.png", plot_objectives(table, metric, higher), dpi=130)

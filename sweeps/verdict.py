@@ -20,6 +20,7 @@ Conventions:
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -119,8 +120,10 @@ def gains(
     higher_is_better: bool,
     predicted_gains: dict[str, float],
     planner: str = "planner",
+    skip: Collection[str] = (),
 ) -> list[GainVerdict]:
-    """The planner's actual gain over each baseline in the table, beside the predicted gain."""
+    """The planner's actual gain over each baseline in the table, beside the predicted gain;
+    the allocators in `skip` (mixtures drawn around the plan, not baselines) are left out."""
     runs = objectives(table, metric).pivot(index="seed", columns="allocator", values="objective")
     summary = objective_summary(table, metric).set_index("allocator")
     if planner not in runs:
@@ -128,7 +131,7 @@ def gains(
     sign = 1.0 if higher_is_better else -1.0
     out = []
     for baseline in runs.columns:
-        if baseline == planner:
+        if baseline == planner or baseline in skip:
             continue
         paired = runs[[planner, baseline]].dropna()
         diff = sign * (paired[planner] - paired[baseline])
@@ -226,8 +229,10 @@ def format_verdict(
     metric: str,
     higher_is_better: bool,
     predicted_gains: dict[str, float],
+    skip: Collection[str] = (),
 ) -> str:
-    """The verdict as text: per language, per allocator, the gains, the band coverage."""
+    """The verdict as text: per language, per allocator, the gains (none over the allocators
+    in `skip`), the band coverage."""
     langs = per_language(table, metric)
     lang_rows = [
         [
@@ -247,7 +252,7 @@ def format_verdict(
         [str(r["allocator"]), _fmt(r["objective"], 4), _fmt(r["spread"], 4), str(r["n_seeds"])]
         for r in _records(summary)
     ]
-    verdicts = gains(table, metric, higher_is_better, predicted_gains)
+    verdicts = gains(table, metric, higher_is_better, predicted_gains, skip=skip)
     gain_rows = [
         [
             v.baseline,

@@ -484,6 +484,60 @@ CASES: list[BadInput] = [
         r"--slurm workers='eight' must be positive whole numbers",
     ),
     BadInput(
+        "sweep-validate-random-mixtures-not-a-whole-number",
+        "plan-sweep",
+        (
+            "validate",
+            "{ws}/allocate/mixture.json",
+            "--spec",
+            "smoke",
+            "--random-mixtures",
+            "2.5",
+            "--out",
+            "{ws}/validate",
+        ),
+        r"--random-mixtures '2\.5' is not a whole number",
+    ),
+    BadInput(
+        "sweep-validate-random-mixtures-above-the-cap",
+        "plan-sweep",
+        (
+            "validate",
+            "{ws}/allocate/mixture.json",
+            "--spec",
+            "smoke",
+            "--random-mixtures",
+            "500",
+            "--out",
+            "{ws}/validate",
+        ),
+        r"--random-mixtures 500 is outside 0\.\.50",
+    ),
+    BadInput(
+        "sweep-validate-leave-one-out-the-caps-cannot-hold",
+        "plan-sweep",
+        (
+            "validate",
+            "{ws}/bad/tight.json",
+            "--spec",
+            "smoke",
+            "--leave-one-out",
+            "--out",
+            "{ws}/validate",
+        ),
+        r"cannot hold the budget of \d+ examples.*drop --leave-one-out",
+        lambda ws: _mixture(
+            ws,
+            "tight.json",
+            _edit_json(
+                lambda raw: [
+                    raw.update(baselines={}),
+                    *(e.update(cap=e["examples"]) for e in raw["languages"].values()),
+                ]
+            ),
+        ),
+    ),
+    BadInput(
         "sweep-validate-truncated-mixture",
         "plan-sweep",
         ("validate", "{ws}/bad/truncated.json", "--out", "{ws}/validate"),

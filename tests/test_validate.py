@@ -198,3 +198,19 @@ def test_the_study_is_named_by_what_the_runs_train_on(smoke_mixture: Path, tmp_p
     changed["baselines"]["uniform"]["examples"]["hi"] += 1
     assert study_name(parse_mixture(changed, smoke_mixture), spec) != name
     assert study_name(mixture, resolve_spec(mixture, None, ["train.epochs=2"])) != name
+
+
+def test_random_mixtures_join_the_study_and_a_rerun_enqueues_none(
+    smoke_mixture: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "v"
+    base = ["validate", str(smoke_mixture), "--allocators", "planner", "--workers", "0"]
+    argv = [*base, "--random-mixtures", "2", "--leave-one-out", "--out", str(out)]
+    assert cli.main(argv) == 0
+    codes = read_mixture(smoke_mixture).codes
+    expected = {"planner", "dirichlet-1", "dirichlet-2", *(f"without-{c}" for c in codes)}
+    records = _records(out)
+    assert {r.cell.allocator for r in records} == expected and len(records) == len(expected)
+    assert cli.main(argv) == 0
+    assert cli.main([*base, "--out", str(out)]) == 0  # without the option: the draws stay
+    assert len(_records(out)) == len(expected)
