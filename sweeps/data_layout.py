@@ -15,7 +15,7 @@ from sweeps.trainer_formats import SEMANTICS, TEXT_UNITS, DataFile, shares, text
 
 if TYPE_CHECKING:
     from sweeps.mixture import Mixture, MixtureAllocation
-    from sweeps.write_data import MixtureData
+    from sweeps.mixture_data import MixtureData
 
 log = logging.getLogger(__name__)
 

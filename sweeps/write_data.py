@@ -24,15 +24,14 @@ from __future__ import annotations
 import json
 import logging
 import random
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from muit_core import ConfigError, DataError, OutputSet
 from sweeps.corpus import load_pools
 from sweeps.data_layout import build_manifest, check_out_dir, data_files, remove_stale
-from sweeps.general_data import GeneralPart, GeneralRecipe, mixture_general
+from sweeps.general_data import GeneralRecipe, mixture_general
 from sweeps.instructions import (
     Example,
     heldout_direction,
@@ -41,6 +40,7 @@ from sweeps.instructions import (
     translation_examples,
 )
 from sweeps.mixture import Mixture, MixtureAllocation, MixtureLanguage
+from sweeps.mixture_data import LanguageData, MixtureData
 from sweeps.pairs import LanguagePools, Pair, PairFilter, english_key
 from sweeps.templates import Direction
 from sweeps.trainer_formats import DATA_FORMATS, jsonl, trainer_configs
@@ -48,56 +48,6 @@ from sweeps.trainer_formats import DATA_FORMATS, jsonl, trainer_configs
 log = logging.getLogger(__name__)
 
 PoolLoader = Callable[[str, str, PairFilter | None], LanguagePools]
-
-
-@dataclass(frozen=True)
-class LanguageData:
-    """One language's share of a MuIT training set.
-
-    Attributes:
-        language: the language code.
-        examples: the translation examples, in selection order (before the mixture shuffle).
-        pool: the training-pool size they were drawn from (0 when none were asked for).
-        corpus: the corpus source.
-        pair_filter: the pair filter, `PairFilter.to_text` form ('' = the corpus default).
-        general: its general instructions in the language, when the recipe has them.
-        heldout: its held-out examples (what runs are scored on), when they were asked for.
-    """
-
-    language: str
-    examples: tuple[Example, ...]
-    pool: int
-    corpus: str
-    pair_filter: str
-    general: GeneralPart | None = None
-    heldout: tuple[Example, ...] = ()
-
-    @property
-    def training_examples(self) -> list[Example]:
-        """Its translation examples, then its general ones."""
-        return [*self.examples, *(self.general.examples if self.general else ())]
-
-
-@dataclass(frozen=True)
-class MixtureData:
-    """Every example of one allocation's MuIT set, by language.
-
-    Attributes:
-        languages: per language of the mixture, in its order.
-        english: the English general instructions, when the recipe has them.
-    """
-
-    languages: tuple[LanguageData, ...]
-    english: GeneralPart | None = None
-
-    def __iter__(self) -> Iterator[LanguageData]:
-        return iter(self.languages)
-
-    def training_examples(self) -> list[Example]:
-        """All training examples in a fixed order: each language's (translation, then general),
-        then the English general ones."""
-        english = self.english.examples if self.english else ()
-        return [*(e for part in self.languages for e in part.training_examples), *english]
 
 
 def choose_pairs(pools: LanguagePools, n_examples: int, seed: int) -> list[Pair]:
