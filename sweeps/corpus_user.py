@@ -17,6 +17,7 @@ from typing import Any
 
 from muit_core import DataError
 from sweeps.pairs import CorpusEntry, Pair
+from sweeps.saved_datasets import load_saved_dataset
 
 
 def _pair_from_record(record: Mapping[str, Any], language: str, where: str) -> Pair:
@@ -78,21 +79,8 @@ def read_tsv(path: Path, language: str) -> list[Pair]:
 
 def read_hf_dataset(path: Path, language: str) -> list[Pair]:
     """Pairs from a saved Hugging Face dataset folder (needs the `datasets` package)."""
-    try:
-        import datasets
-    except ImportError:
-        raise DataError(
-            f"Reading the dataset folder {path} needs the `datasets` package; "
-            "install it with `pip install 'muit-planner[hf]'`."
-        ) from None
-    try:
-        loaded = datasets.load_from_disk(str(path))
-    except (FileNotFoundError, ValueError) as err:
-        raise DataError(
-            f"{path} is not a saved Hugging Face dataset ({err}); save one with "
-            "`Dataset.save_to_disk` or give a .jsonl or .tsv file."
-        ) from None
-    splits = list(loaded.values()) if isinstance(loaded, datasets.DatasetDict) else [loaded]
+    loaded = load_saved_dataset(path, "a .jsonl or .tsv file")
+    splits = list(loaded.values()) if isinstance(loaded, dict) else [loaded]  # DatasetDict
     pairs: list[Pair] = []
     for split_index, split in enumerate(splits):
         for row_index, row in enumerate(split):

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from muit_core import ConfigError, DataError
 from sweeps.pairs import LanguagePools, Pair
+from sweeps.saved_datasets import load_saved_dataset
 from sweeps.templates import Direction, pair_direction, render_translation
 
 
@@ -100,21 +101,8 @@ def _alpaca_example(record: object, language: str, where: str) -> Example:
 def _saved_dataset_rows(path: Path) -> list[dict[str, object]]:
     """The rows of a folder written by `datasets` `save_to_disk` (a `DatasetDict`: its `train`
     split, else its only one)."""
-    try:
-        import datasets
-    except ImportError:
-        raise DataError(
-            f"Reading the general data folder {path} needs the `datasets` package; install it "
-            "with `pip install 'muit-planner[hf]'` or give an Alpaca JSONL file."
-        ) from None
-    try:
-        loaded = datasets.load_from_disk(str(path))
-    except (FileNotFoundError, ValueError) as err:
-        raise DataError(
-            f"{path} is not a saved Hugging Face dataset ({err}); save one with "
-            "`Dataset.save_to_disk` or give an Alpaca JSONL file."
-        ) from None
-    if isinstance(loaded, datasets.DatasetDict):
+    loaded = load_saved_dataset(path, "an Alpaca JSONL file")
+    if isinstance(loaded, dict):  # a DatasetDict (a dict of splits)
         if "train" not in loaded and len(loaded) != 1:
             raise DataError(
                 f"The saved dataset {path} has splits {', '.join(loaded)} and none is 'train'; "
