@@ -25,13 +25,17 @@ def run_main(
 ) -> int:
     """Parse `argv`, run `dispatch(args)`, and turn a `PlannerError` into one line and exit 1.
 
-    The parser must define `--debug` (traceback instead of one line) and `--verbose`.
+    `args.argv` holds the arguments as given (`argv`, or `sys.argv[1:]`), so a command can
+    record its own command line. The parser must define `--debug` (traceback instead of one
+    line) and `--verbose`.
     Logs go to stderr; results are the dispatch function's to print on stdout.
 
     Returns:
         The process exit code: 0 on success, 1 on a user error.
     """
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(arguments)
+    args.argv = arguments
     configure_logging(logging.DEBUG if getattr(args, "verbose", False) else logging.INFO)
     try:
         code = dispatch(args)

@@ -446,14 +446,7 @@ def cmd_allocate(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `plan-allocate`."""
-    parser = build_parser()
-    arguments = list(sys.argv[1:] if argv is None else argv)
-
-    def dispatch(args: argparse.Namespace) -> int:
-        args.argv = arguments
-        return cmd_allocate(args)
-
-    return run_main(parser, dispatch, arguments)
+    return run_main(build_parser(), cmd_allocate, argv)
 
 
 if __name__ == "__main__":

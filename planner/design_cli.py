@@ -218,14 +218,7 @@ def cmd_suggest(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `plan-suggest`."""
-    parser = build_parser()
-    arguments = list(sys.argv[1:] if argv is None else argv)
-
-    def dispatch(args: argparse.Namespace) -> int:
-        args.argv = arguments
-        return cmd_suggest(args)
-
-    return run_main(parser, dispatch, arguments)
+    return run_main(build_parser(), cmd_suggest, argv)
 
 
 if __name__ == "__main__":
