@@ -1,5 +1,5 @@
-"""Benchmark: does a transfer law predict MuIT mixture runs better than independent laws, and
-does it change the plan?
+"""Benchmark: does a transfer law predict MuIT mixture runs better than independent laws (and
+than a constant in-mixture bonus), and does it change the plan?
 
 Run from the repository root, on a closed loop's outputs (no training happens here):
 
@@ -7,13 +7,14 @@ Run from the repository root, on a closed loop's outputs (no training happens he
     .venv/bin/python bench/bench_transfer.py --laws /tmp/t16-fit/laws.json \\
         --validation runs/demo/validate/validation.csv --budgets 640 20k
 
-It fits the transfer law (`fits.transfer`: one tau, Huber on log residuals, a bootstrap over
-mixture runs) on every mixture run, leaves each allocation's runs out in turn (tau fitted on
-the others) and prints a Markdown report: tau with its interval, the mean absolute error of
-the left-out runs' per-language predictions with independent laws (tau = 0) and with the
-transfer law, the per-language mean residual (actual - predicted) both ways, and at each
-budget the transfer-aware plan beside the independent plan (`plan-allocate --reference none`)
-and the baselines, each scored by both laws.
+It fits every transfer form of `fits.transfer` (shared tau, similarity-weighted tau, one tau
+per receiving language) and the two yardsticks (independent laws; a constant in-mixture level
+shift per language) on every mixture run, leaves each allocation's runs out in turn, and
+prints a Markdown report: the leave-one-mixture-out error per model, each form's parameters,
+the per-language mean residual (actual - predicted) per model, what each model says of the
+languages a run left out (trained at 0 own examples), and at each budget the plan of the kept
+form beside the independent plan (`plan-allocate --reference none`) and the baselines, each
+scored by the independent laws and by the kept form.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ import argparse
 import numpy as np
 
 from fits import read_laws
-from fits.transfer import fit_transfer, predict, read_mixture_runs
+from fits.transfer import FORMS, INDEPENDENT, fit_form, fit_model, fit_transfer
+from fits.transfer_runs import read_mixture_runs
 from muit_core import parse_count
 from planner import PlannerAllocator, baseline_allocators
 from planner.problem import build_problem
@@ -41,49 +43,81 @@ def main() -> None:
     laws = read_laws(args.laws)
     runs = read_mixture_runs(args.validation, laws.metric)
     law = fit_transfer(laws, runs, n_bootstrap=args.bootstrap, seed=0)
+    models = list(law.lomo_mae)
     out = [
-        "## Fit",
-        "",
-        f"tau = {law.tau:.4f}, {law.level:.0%} bootstrap interval [{law.low:.4f}, "
-        f"{law.high:.4f}] ({law.n_bootstrap} draws over {law.n_runs} mixture runs of "
-        f"{law.n_mixtures} allocations; metric {law.metric}).",
-        "",
         "## Leave-one-mixture-out (mean absolute error of per-language predictions, nats)",
         "",
-        "| left out | runs | tau fitted on the rest | independent (tau = 0) | transfer |",
-        "|---|---|---|---|---|",
+        f"{law.n_runs} mixture runs of {law.n_mixtures} allocations; every model fitted on the "
+        "other allocations' runs.",
+        "",
+        "| left out | runs | " + " | ".join(models) + " |",
+        "|---|---" + "|---" * len(models) + "|",
     ]
     for h in law.held_out:
-        out.append(
-            f"| {h.mixture} | {h.n_runs} | {h.tau:.4f} | {h.mae_independent:.4f} | "
-            f"{h.mae_transfer:.4f} |"
-        )
-    out.append(
-        f"| **pooled** | {law.n_runs} | | **{law.mae_independent:.4f}** | "
-        f"**{law.mae_transfer:.4f}** |"
-    )
+        cells = " | ".join(f"{h.mae[m]:.4f}" for m in models)
+        out.append(f"| {h.mixture} | {h.n_runs} | {cells} |")
+    cells = " | ".join(f"**{law.lomo_mae[m]:.4f}**" for m in models)
+    out.append(f"| **pooled** | {law.n_runs} | {cells} |")
     out += [
         "",
-        f"In sample: independent {law.in_sample_independent:.4f}, transfer "
-        f"{law.in_sample_transfer:.4f}. Selected: {law.selected}.",
+        "In sample: " + ", ".join(f"{m} {v:.4f}" for m, v in law.in_sample_mae.items()) + ".",
+        f"Kept form: {law.summary()}; selected: {law.selected}.",
+        *(f"Note: {n}." for n in law.notes),
         "",
-        "Mean residual per language, actual - predicted (nats; negative: the mixture did "
-        "better than the law says):",
+        "## Every form fitted on all runs",
         "",
-        "| language | independent | transfer |",
-        "|---|---|---|",
     ]
-    res0 = np.nanmean(runs.actual - predict(laws, runs, 0.0), axis=0)
-    res1 = np.nanmean(runs.actual - predict(laws, runs, law.tau), axis=0)
+    for form in FORMS:
+        if form in law.lomo_mae:
+            params = fit_form(laws, runs, form)
+            out.append(f"- {form}: " + ", ".join(f"{k} = {v:.3f}" for k, v in params.items()))
+    fitted = {m: fit_model(laws, runs, m) for m in models}
+    predicted = {m: model.predict(laws, runs) for m, model in fitted.items()}
+    out += [
+        "",
+        "## Mean residual per language, actual - predicted (nats; negative: the mixture did "
+        "better than the model says)",
+        "",
+        "| language | " + " | ".join(models) + " |",
+        "|---" * (len(models) + 1) + "|",
+    ]
     for j, code in enumerate(runs.languages):
-        out.append(f"| {code} | {res0[j]:+.4f} | {res1[j]:+.4f} |")
+        cells = " | ".join(
+            f"{np.nanmean(runs.actual[:, j] - predicted[m][:, j]):+.4f}" for m in models
+        )
+        out.append(f"| {code} | {cells} |")
+    left_out = [
+        (i, j)
+        for i in range(len(runs.runs))
+        for j in range(len(runs.languages))
+        if runs.examples[i, j] == 0 and np.isfinite(runs.actual[i, j])
+    ]
+    if left_out:
+        out += [
+            "",
+            "## Languages a run left out (0 own examples, the others' 640): measured vs each "
+            "model, in-sample fits (nats)",
+            "",
+            "| run | language | measured | untuned (sweep, 0 examples) | "
+            + " | ".join(m for m in models if m != INDEPENDENT)
+            + " |",
+            "|---" * (len(models) + 3) + "|",
+        ]
+        for i, j in left_out:
+            name, seed = runs.runs[i]
+            cells = " | ".join(f"{predicted[m][i, j]:.4f}" for m in models if m != INDEPENDENT)
+            out.append(
+                f"| {name} s{seed} | {runs.languages[j]} | {runs.actual[i, j]:.4f} | "
+                f"{predicted[INDEPENDENT][i, j]:.4f} | {cells} |"
+            )
 
     problem = build_problem(laws, tuple(laws.fits))
-    model = transfer_value(problem.values, law.tau)
+    matrix = law.matrix_for(problem.languages)
+    model = transfer_value(problem.values, matrix)
     weights = np.asarray(problem.constraints.weights, dtype=float)
     for text in args.budgets:
         budget = float(round(parse_count(text)))
-        transfer, cert = TransferAllocator(law.tau).solve(
+        transfer, cert = TransferAllocator(matrix, label=f"{law.form} form").solve(
             problem.values, budget, problem.constraints
         )
         allocations = [
@@ -102,7 +136,7 @@ def main() -> None:
             f"Transfer-aware plan: {transfer.method}; free languages {', '.join(cert.free)}.",
             "",
             "| allocator | " + " | ".join(problem.languages) + " | predicted mean "
-            f"{laws.metric}, independent laws | with transfer |",
+            f"{laws.metric}, independent laws | with the {law.form} transfer law |",
             "|---" * (len(problem.languages) + 3) + "|",
         ]
         for name, a in zip(names, allocations, strict=True):

@@ -37,7 +37,7 @@ from fits.result import (
     write_laws,
 )
 from fits.space import Box, LawData
-from fits.transfer import TransferLaw, fit_transfer, read_transfer, transfer_to_json
+from fits.transfer import TransferLaw, fit_transfer, transfer_of
 
 __all__ = [
     "AUTO",
@@ -62,9 +62,8 @@ __all__ = [
     "never_worse_beyond",
     "reach_factor",
     "read_laws",
-    "read_transfer",
     "register_law",
-    "transfer_to_json",
+    "transfer_of",
     "unregister_law",
     "write_laws",
 ]

@@ -306,6 +306,8 @@ class LawsFile:
         sweep: the sweep the runs came from, as `plan-sweep export` recorded it beside the
             results table (`{"study": ..., "spec": {...}}`), carried as is so the mixture can
             name it; None for results from elsewhere.
+        transfer: the transfer law fitted on mixture runs (`fits.transfer.TransferLaw.to_dict`,
+            read with `fits.transfer.transfer_of`), or None; `plan-fit transfer` adds it.
     """
 
     metric: str
@@ -317,6 +319,7 @@ class LawsFile:
     model: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)
     sweep: dict[str, Any] | None = None
+    transfer: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fits", dict(self.fits))
@@ -337,6 +340,7 @@ class LawsFile:
             "languages": {code: fit.to_dict() for code, fit in self.fits.items()},
             "pooled": None if self.pooled is None else _json_safe(self.pooled),
             "sweep": self.sweep,
+            "transfer": None if self.transfer is None else _json_safe(self.transfer),
         }
 
     @classmethod
@@ -378,6 +382,9 @@ class LawsFile:
             model=payload.get("model"),
             settings=dict(payload.get("settings") or {}),
             sweep=payload.get("sweep") if isinstance(payload.get("sweep"), dict) else None,
+            transfer=payload.get("transfer")
+            if isinstance(payload.get("transfer"), dict)
+            else None,
         )
 
 

@@ -2,219 +2,117 @@
 
 Effective data per language, for a mixture that trains x_k examples of every language k:
 
-    D_l = x_l + tau * sum_{k != l} x_k,        tau >= 0, one tau shared by every language,
+    D_l = x_l + sum_{k != l} T_lk * x_k,        T_lk >= 0,
 
 and the metric of language l is its own law (the single-language sweep's fit, `FitResult`)
 at D_l. With x_k = 0 for k != l this is the single-language law itself, so the sweep's runs
-are fitted exactly as before; tau is fitted on the mixture runs alone (`validation.csv`, as
-`plan-sweep validate` writes it: one row per run, language and metric), with the laws' own
-robust loss (Huber, delta 1e-3, on log residuals, summed) and a bootstrap over mixture runs
-for its interval. Leave-one-mixture-out errors (every run of one allocation left out, tau
-fitted on the rest) say whether the law predicts unseen mixtures better than the independent
-laws (tau = 0); the law is `selected` only when it does.
+are fitted exactly as before; T is fitted on the mixture runs (`fits.transfer_runs`) in one
+of three forms (`FORMS`):
 
-The validation table is read here with pandas (`fits` never imports `sweeps`); its columns
-are `allocator, seed, language, examples, metric, value` plus whatever else `sweeps/verdict.py`
-documents (`model`, `objective` are checked against the laws file when present).
+- `shared`: T_lk = tau, one tau for every pair;
+- `similarity`: T_lk = tau * s(l, k), s the script-and-family prior of
+  `fits.language_similarity`;
+- `receiver`: T_lk = tau_l, one tau per receiving language (as many parameters as languages).
+
+Each is fitted with the laws' own robust loss (Huber, delta 1e-3, on log residuals, summed
+over runs), with a bootstrap over mixture runs for the intervals. Two models without transfer
+are its yardsticks: `independent` (T = 0, the planner's assumption) and `level` (each
+language's own law shifted by a constant factor whenever it is trained in a mixture: a bonus
+that no split of the budget changes). Leave-one-mixture-out errors (every run of one
+allocation left out, every model fitted on the rest) score them all; `--form auto` keeps the
+transfer form with the smallest error, and the law is `selected` only when that error is
+smaller than both yardsticks': only then does transfer say more than "mixtures do better".
+
+The fitted law is stored in the laws file under `transfer` (`TransferLaw.to_dict`), which
+`plan-allocate` reads.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from numpy.typing import NDArray
 from scipy.optimize import minimize_scalar
 
 from fits._solver import huber
+from fits.language_similarity import SOURCE as SIMILARITY_SOURCE
+from fits.language_similarity import similarity_matrix
 from fits.result import LawsFile
+from fits.transfer_runs import MixtureRuns, check_runs_match_laws
 from muit_core import DataError, FitError
 
 FloatArray = NDArray[np.float64]
 
-TRANSFER_FORMAT = "muit-transfer/1"
-FORMULA = "D_l = x_l + tau * sum_{k != l} x_k; metric_l = law_l(D_l)"
-N_PARAMS = 1  # tau
+TRANSFER_FORMAT = "muit-transfer/2"
+FORMS = ("shared", "similarity", "receiver")
+FORMULAS = {
+    "shared": "D_l = x_l + tau * sum_{k != l} x_k",
+    "similarity": "D_l = x_l + tau * sum_{k != l} s(l, k) x_k",
+    "receiver": "D_l = x_l + tau_l * sum_{k != l} x_k",
+}
+INDEPENDENT, LEVEL = "independent", "level"
 HUBER_DELTA = 1e-3  # on log residuals, summed: the laws' own loss (DESIGN.md, Epoch AI)
 TAU_MAX = 4.0  # a language's example worth 4 of another's own: far beyond any published tau
 INTERVAL_LEVEL = 0.9
 _TAU_GRID = np.unique(np.concatenate([np.linspace(0.0, TAU_MAX, 801), np.geomspace(1e-4, 1, 81)]))
-REQUIRED_COLUMNS = ("allocator", "seed", "language", "examples", "metric", "value")
 
 
-@dataclass(frozen=True)
-class MixtureRuns:
-    """Mixture runs of one metric: one row per run (allocator, seed), one column per language.
-
-    Attributes:
-        metric: the metric.
-        runs: (allocator, seed) of each row.
-        languages: language codes, the columns.
-        examples: examples each run trained per language (0 where a run lacks the language).
-        actual: the measured metric (NaN where a run lacks the language).
-    """
-
-    metric: str
-    runs: tuple[tuple[str, int], ...]
-    languages: tuple[str, ...]
-    examples: FloatArray
-    actual: FloatArray
-
-    @property
-    def mixtures(self) -> tuple[str, ...]:
-        """The distinct allocations (allocator names), in order of appearance."""
-        return tuple(dict.fromkeys(name for name, _ in self.runs))
-
-    def subset(self, keep: NDArray[np.bool_]) -> MixtureRuns:
-        """The runs where `keep` is true."""
-        return MixtureRuns(
-            self.metric,
-            tuple(r for r, k in zip(self.runs, keep, strict=True) if k),
-            self.languages,
-            self.examples[keep],
-            self.actual[keep],
-        )
-
-
-def mixed_data(examples: FloatArray, tau: float | FloatArray) -> FloatArray:
-    """Effective data D_l = x_l + tau * sum_{k != l} x_k along the last axis of `examples`.
-
-    `tau` broadcasts against `examples[..., :1]` (a column of taus gives one row each).
-    """
+def effective_examples(examples: FloatArray, matrix: FloatArray) -> FloatArray:
+    """D = x + x T^T along the last axis of `examples` (T: receiver x donor, zero diagonal)."""
     x = np.asarray(examples, dtype=float)
-    t = np.asarray(tau, dtype=float)
-    return np.asarray(x + t * (x.sum(axis=-1, keepdims=True) - x), dtype=float)
+    return np.asarray(x + x @ np.asarray(matrix, dtype=float).T, dtype=float)
 
 
-def read_mixture_runs(path: str | Path, metric: str) -> MixtureRuns:
-    """The mixture runs of `metric` in a validation table.
-
-    Raises:
-        DataError: the file cannot be read, lacks a column or the metric, repeats a (run,
-            language), or holds a non-finite or negative number.
-    """
-    try:
-        frame = pd.read_csv(path)
-    except (OSError, ValueError) as err:
-        raise DataError(
-            f"Cannot read the validation table {str(path)!r} ({err}); give the "
-            "validation.csv that plan-sweep validate wrote."
-        ) from None
-    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
-    if missing:
-        raise DataError(
-            f"The validation table {str(path)!r} lacks the column(s) {', '.join(missing)}; "
-            "give the validation.csv that plan-sweep validate wrote."
-        )
-    rows = frame[frame["metric"] == metric]
-    if rows.empty:
-        present = ", ".join(sorted(map(str, frame["metric"].unique()))) or "none"
-        raise DataError(
-            f"The validation table {str(path)!r} has no {metric!r} rows (it has: {present}); "
-            "fit the laws on a metric the mixture runs measured."
-        )
-    numbers = rows[["examples", "value"]].to_numpy(dtype=float)
-    if not np.isfinite(numbers).all() or (numbers < 0).any():
-        raise DataError(
-            f"The validation table {str(path)!r} holds a non-finite or negative examples or "
-            f"value in its {metric!r} rows; drop those runs or rerun them."
-        )
-    keys = rows[["allocator", "seed", "language"]].astype(str)
-    if keys.duplicated().any():
-        first = keys[keys.duplicated()].iloc[0].tolist()
-        raise DataError(
-            f"The validation table {str(path)!r} lists run {first[0]!r} seed {first[1]} "
-            f"language {first[2]!r} twice for {metric!r}; keep one row per run and language."
-        )
-    languages = tuple(dict.fromkeys(rows["language"].astype(str)))
-    pairs = zip(rows["allocator"].astype(str), rows["seed"].astype(int), strict=True)
-    runs = tuple(dict.fromkeys(pairs))
-    index = {run: i for i, run in enumerate(runs)}
-    column = {code: j for j, code in enumerate(languages)}
-    examples = np.zeros((len(runs), len(languages)))
-    actual = np.full((len(runs), len(languages)), np.nan)
-    for alloc, seed, lang, n, v in zip(
-        rows["allocator"].astype(str),
-        rows["seed"].astype(int),
-        rows["language"].astype(str),
-        rows["examples"].astype(float),
-        rows["value"].astype(float),
-        strict=True,
-    ):
-        examples[index[(alloc, seed)], column[lang]] = n
-        actual[index[(alloc, seed)], column[lang]] = v
-    return MixtureRuns(metric, runs, languages, examples, actual)
-
-
-def check_runs_match_laws(runs: MixtureRuns, laws: LawsFile, source: str = "") -> None:
-    """Refuse mixture runs the laws cannot predict.
+def base_matrix(form: str, languages: Sequence[str]) -> FloatArray:
+    """T at tau = 1 (every tau_l = 1 for `receiver`).
 
     Raises:
-        DataError: a run trains a language the laws file lacks or could not fit, or the runs'
-            model or objective (when the table says) differs from the laws' sweep.
-        FitError: fewer mixture runs than the transfer law's parameters.
+        DataError: `similarity` with a language the similarity table lacks.
+        ValueError: an unknown form.
     """
-    absent = [code for code in runs.languages if code not in laws.fits]
-    if absent:
-        raise DataError(
-            f"The mixture runs train {', '.join(absent)}, which the laws file "
-            f"(languages {', '.join(laws.fits) or 'none'}) lacks; fit laws on a sweep that "
-            "includes every language of the mixtures, then fit the transfer law again."
-        )
-    failed = [code for code in runs.languages if not laws.fits[code].success]
-    if failed:
-        raise DataError(
-            f"The laws file's fit failed for {', '.join(failed)}, which the mixture runs "
-            "train; refit those languages with plan-fit, then fit the transfer law again."
-        )
-    if len(runs.runs) < N_PARAMS:
-        raise FitError(
-            f"The transfer law has {N_PARAMS} parameter (tau) but {source or 'the table'} "
-            f"holds {len(runs.runs)} mixture run(s); run plan-sweep validate first."
-        )
+    if form not in FORMS:
+        raise ValueError(f"unknown transfer form {form!r}; choose one of {', '.join(FORMS)}")
+    if form == "similarity":
+        return similarity_matrix(languages)
+    n = len(languages)
+    return np.ones((n, n)) - np.eye(n)
 
 
-def check_settings_match(frame: pd.DataFrame, laws: LawsFile, source: str) -> None:
-    """Refuse runs of another base model or training objective than the laws' sweep.
-
-    Raises:
-        DataError: the table's `model` or `objective` column names another one.
-    """
-    for column, wanted in (("model", laws.model), ("objective", laws.objective)):
-        if wanted is None or column not in frame.columns:
-            continue
-        found = sorted(set(map(str, frame[column].dropna().unique())) - {str(wanted)})
-        if found:
-            raise DataError(
-                f"The mixture runs in {source!r} have {column} {found[0]!r} but the laws "
-                f"were fitted on {column} {wanted!r}; fit laws on the same sweep settings "
-                "as the mixture runs, or give their validation table."
-            )
+def param_names(form: str, languages: Sequence[str]) -> tuple[str, ...]:
+    """The form's parameters: `tau`, or `tau_<code>` per receiving language."""
+    return tuple(f"tau_{c}" for c in languages) if form == "receiver" else ("tau",)
 
 
-def predict(laws: LawsFile, runs: MixtureRuns, tau: float | FloatArray) -> FloatArray:
-    """Each run's metric per language, by each language's own law at D_l.
+def transfer_matrix(
+    form: str, languages: Sequence[str], params: Mapping[str, float]
+) -> FloatArray:
+    """T (receiver x donor) of `form` with `params`."""
+    taus = np.array(
+        [params[f"tau_{c}"] for c in languages]
+        if form == "receiver"
+        else [params["tau"]] * len(languages)
+    )
+    return np.asarray(taus[:, None] * base_matrix(form, languages), dtype=float)
 
-    With a scalar `tau` the result has shape (n_runs, n_languages); with a 1-D array of taus,
-    (n_taus, n_runs, n_languages).
-    """
-    t = np.asarray(tau, dtype=float)
-    d = mixed_data(runs.examples, t.reshape(-1, 1, 1)) if t.ndim else mixed_data(runs.examples, t)
-    out = np.empty_like(d)
+
+def _groups(form: str, n: int) -> list[list[int]]:
+    """The language columns each parameter drives (the loss is separable over them)."""
+    return [[j] for j in range(n)] if form == "receiver" else [list(range(n))]
+
+
+def _column_losses(
+    laws: LawsFile, runs: MixtureRuns, base: FloatArray, taus: FloatArray
+) -> FloatArray:
+    """Huber loss of every (tau, run, language) log residual: shape (n_taus, n_runs, n_langs)."""
+    x = runs.examples
+    d = x[None] + np.asarray(taus, dtype=float)[:, None, None] * (x @ base.T)[None]
+    predicted = np.empty_like(d)
     for j, code in enumerate(runs.languages):
-        out[..., j] = laws.fits[code](d[..., j])
-    return out
-
-
-def _run_losses(laws: LawsFile, runs: MixtureRuns, taus: FloatArray) -> FloatArray:
-    """Summed Huber loss of each run's log residuals at each tau: shape (n_taus, n_runs)."""
-    predicted = predict(laws, runs, taus)
+        predicted[..., j] = laws.fits[code](d[..., j])
     present = np.isfinite(runs.actual)
     if (predicted[:, present] <= 0).any() or (runs.actual[present] <= 0).any():
         raise DataError(
@@ -223,70 +121,175 @@ def _run_losses(laws: LawsFile, runs: MixtureRuns, taus: FloatArray) -> FloatArr
         )
     actual = np.where(present, runs.actual, 1.0)
     residual = np.where(present, np.log(predicted) - np.log(actual), 0.0)
-    return np.asarray(huber(residual, HUBER_DELTA).sum(axis=-1), dtype=float)
+    return np.asarray(huber(residual, HUBER_DELTA), dtype=float)
 
 
-def fit_tau(laws: LawsFile, runs: MixtureRuns, counts: FloatArray | None = None) -> float:
-    """The tau in [0, TAU_MAX] minimising the summed loss (each run weighted by `counts`)."""
-    weights = np.ones(len(runs.runs)) if counts is None else np.asarray(counts, dtype=float)
-    grid_loss = _run_losses(laws, runs, _TAU_GRID) @ weights
-    best = int(np.argmin(grid_loss))
-    low, high = _TAU_GRID[max(best - 1, 0)], _TAU_GRID[min(best + 1, _TAU_GRID.size - 1)]
-    if high <= low:
-        return float(_TAU_GRID[best])
+def fit_form(
+    laws: LawsFile, runs: MixtureRuns, form: str, weights: FloatArray | None = None
+) -> dict[str, float]:
+    """The parameters of `form` in [0, TAU_MAX] minimising the summed loss (runs weighted by
+    `weights`): a grid, then a bounded scalar search around its best point, per parameter."""
+    base = base_matrix(form, runs.languages)
+    w = np.ones(len(runs.runs)) if weights is None else np.asarray(weights, dtype=float)
+    grid = _column_losses(laws, runs, base, _TAU_GRID)  # (n_taus, n_runs, n_langs)
+    out: list[float] = []
+    for columns in _groups(form, len(runs.languages)):
+        grid_loss = np.einsum("trj,r->t", grid[:, :, columns], w)
+        best = int(np.argmin(grid_loss))
+        low, high = _TAU_GRID[max(best - 1, 0)], _TAU_GRID[min(best + 1, _TAU_GRID.size - 1)]
 
-    def loss(t: float) -> float:
-        return float(_run_losses(laws, runs, np.array([t]))[0] @ weights)
+        def loss(t: float, columns: list[int] = columns) -> float:
+            at = _column_losses(laws, runs, base, np.array([t]))[0][:, columns]
+            return float(w @ at.sum(axis=1))
 
-    found = minimize_scalar(loss, bounds=(low, high), method="bounded", options={"xatol": 1e-7})
-    refined = float(found.x)
-    return refined if loss(refined) <= grid_loss[best] else float(_TAU_GRID[best])
+        found = minimize_scalar(
+            loss, bounds=(low, high), method="bounded", options={"xatol": 1e-7}
+        )
+        refined = float(found.x)
+        out.append(refined if loss(refined) <= grid_loss[best] else float(_TAU_GRID[best]))
+    return dict(zip(param_names(form, runs.languages), out, strict=True))
+
+
+def _bootstrap(
+    laws: LawsFile, runs: MixtureRuns, form: str, n_draws: int, seed: int
+) -> dict[str, tuple[float, float]]:
+    """Per parameter, the INTERVAL_LEVEL interval of its grid optimum over run resamples."""
+    base = base_matrix(form, runs.languages)
+    grid = _column_losses(laws, runs, base, _TAU_GRID)
+    n = len(runs.runs)
+    counts = np.random.default_rng(seed).multinomial(n, np.full(n, 1.0 / n), size=n_draws)
+    tail = (1.0 - INTERVAL_LEVEL) / 2.0
+    out = {}
+    names = param_names(form, runs.languages)
+    for name, columns in zip(names, _groups(form, len(runs.languages)), strict=True):
+        per_run = grid[:, :, columns].sum(axis=2)  # (n_taus, n_runs)
+        draws = _TAU_GRID[np.argmin(counts.astype(float) @ per_run.T, axis=1)]
+        low, high = np.quantile(draws, [tail, 1.0 - tail])
+        out[name] = (float(low), float(high))
+    return out
+
+
+def _level_shift(laws: LawsFile, runs: MixtureRuns) -> FloatArray:
+    """The `level` model's log factor per language: the median log(actual / own law) over the
+    runs that train it beside other languages (0 where there are none)."""
+    ratio = np.log(runs.actual) - np.log(_predict_matrix(laws, runs, None))
+    mixed = (runs.examples.sum(axis=1, keepdims=True) - runs.examples) > 0
+    keep = np.isfinite(ratio) & mixed
+    return np.array(
+        [
+            float(np.median(ratio[keep[:, j], j])) if keep[:, j].any() else 0.0
+            for j in range(ratio.shape[1])
+        ]
+    )
+
+
+def _predict_matrix(laws: LawsFile, runs: MixtureRuns, matrix: FloatArray | None) -> FloatArray:
+    d = runs.examples if matrix is None else effective_examples(runs.examples, matrix)
+    out = np.empty_like(d)
+    for j, code in enumerate(runs.languages):
+        out[:, j] = laws.fits[code](d[:, j])
+    return out
+
+
+@dataclass(frozen=True)
+class Model:
+    """One way of predicting mixture runs, fitted: a transfer form's T, or a yardstick."""
+
+    name: str
+    matrix: FloatArray | None = None  # None: no transfer
+    shift: FloatArray | None = None  # the level model's log factor per language
+
+    def predict(self, laws: LawsFile, runs: MixtureRuns) -> FloatArray:
+        """Each run's metric per language, shape (n_runs, n_languages)."""
+        out = _predict_matrix(laws, runs, self.matrix)
+        if self.shift is not None:
+            mixed = (runs.examples.sum(axis=1, keepdims=True) - runs.examples) > 0
+            out = out * np.where(mixed, np.exp(self.shift)[None, :], 1.0)
+        return out
+
+
+def fit_model(laws: LawsFile, runs: MixtureRuns, name: str) -> Model:
+    """Fit model `name` (`independent`, `level` or a transfer form) on `runs`."""
+    if name == INDEPENDENT:
+        return Model(name)
+    if name == LEVEL:
+        return Model(name, shift=_level_shift(laws, runs))
+    params = fit_form(laws, runs, name)
+    return Model(name, matrix=transfer_matrix(name, runs.languages, params))
+
+
+def _errors(model: Model, laws: LawsFile, runs: MixtureRuns) -> FloatArray:
+    """Absolute errors of every measured (run, language), in metric units."""
+    err = np.abs(runs.actual - model.predict(laws, runs))
+    return np.asarray(err[np.isfinite(err)], dtype=float)
 
 
 @dataclass(frozen=True)
 class HeldOutMixture:
-    """One allocation's runs left out: tau fitted on the others, its runs predicted.
+    """One allocation's runs left out, every model fitted on the others.
 
     Attributes:
         mixture: the allocator whose runs were left out.
         n_runs: its runs (seeds).
-        tau: tau fitted on the other mixtures' runs.
-        mae_independent: mean absolute error of its per-language predictions at tau = 0.
-        mae_transfer: the same at the fitted tau.
+        mae: per model, the mean absolute error of its per-language predictions.
     """
 
     mixture: str
     n_runs: int
-    tau: float
-    mae_independent: float
-    mae_transfer: float
+    mae: dict[str, float]
+
+
+def leave_one_mixture_out(
+    laws: LawsFile, runs: MixtureRuns, models: Sequence[str]
+) -> tuple[tuple[HeldOutMixture, ...], dict[str, float]]:
+    """Per allocation, every model fitted on the other allocations' runs predicts its runs;
+    with the pooled mean absolute error per model over every left-out (run, language)."""
+    names = np.array([name for name, _ in runs.runs])
+    held: list[HeldOutMixture] = []
+    pooled: dict[str, list[FloatArray]] = {m: [] for m in models}
+    for mixture in runs.mixtures if len(runs.mixtures) > 1 else ():
+        left = names == mixture
+        rest, out = runs.subset(~left), runs.subset(left)
+        mae = {}
+        for m in models:
+            errors = _errors(fit_model(laws, rest, m), laws, out)
+            pooled[m].append(errors)
+            mae[m] = float(errors.mean())
+        held.append(HeldOutMixture(mixture, int(left.sum()), mae))
+    totals = {m: float(np.concatenate(e).mean()) if e else math.nan for m, e in pooled.items()}
+    return tuple(held), totals
 
 
 @dataclass(frozen=True)
 class TransferLaw:
-    """The fitted transfer law and its evidence (the `transfer.json` contract).
+    """The fitted transfer law and its evidence (the laws file's `transfer` entry).
 
     Attributes:
-        tau: the fitted transfer coefficient (effective examples per other-language example).
-        low, high: its bootstrap interval over mixture runs (`level`; equal to tau without draws).
-        level: the interval's level.
-        languages: the languages of the mixture runs.
+        form: the transfer form kept (`FORMS`).
+        params: its fitted parameters (`tau`, or `tau_<code>`).
+        intervals: per parameter, its bootstrap interval over mixture runs (`level`).
+        level: the intervals' level.
+        languages: the languages of the mixture runs (the order of `matrix`).
+        matrix: T, receiver x donor: effective examples of l per example of k.
         metric: the metric fitted; higher_is_better: its direction.
         n_runs, n_mixtures: mixture runs (allocator, seed) and distinct allocations fitted.
         n_bootstrap, seed: bootstrap draws and their seed.
-        held_out: leave-one-mixture-out results (empty with one allocation).
-        mae_independent, mae_transfer: their pooled mean absolute errors over every left-out
-            (run, language), in metric units (NaN with one allocation).
-        in_sample_independent, in_sample_transfer: the same on the fitted runs themselves.
-        selected: whether the transfer law predicted left-out mixtures better than tau = 0.
+        held_out: leave-one-mixture-out results per allocation (empty with one allocation).
+        lomo_mae: per model (yardsticks and the transfer forms tried), the pooled
+            leave-one-mixture-out mean absolute error, metric units (NaN with one allocation).
+        in_sample_mae: per model, the same on the fitted runs themselves.
+        selected: whether the kept form predicted left-out mixtures better than both
+            yardsticks (`independent`, `level`).
+        notes: forms not tried and why.
         laws_file, source: the laws file and the validation table used.
     """
 
-    tau: float
-    low: float
-    high: float
+    form: str
+    params: dict[str, float]
+    intervals: dict[str, tuple[float, float]]
     level: float
     languages: tuple[str, ...]
+    matrix: FloatArray
     metric: str
     higher_is_better: bool
     n_runs: int
@@ -294,13 +297,25 @@ class TransferLaw:
     n_bootstrap: int
     seed: int
     held_out: tuple[HeldOutMixture, ...]
-    mae_independent: float
-    mae_transfer: float
-    in_sample_independent: float
-    in_sample_transfer: float
+    lomo_mae: dict[str, float]
+    in_sample_mae: dict[str, float]
     selected: bool
+    notes: tuple[str, ...] = ()
     laws_file: str = ""
     source: str = ""
+
+    def matrix_for(self, languages: Sequence[str]) -> FloatArray:
+        """T restricted to `languages` (each must be one of the law's), in their order."""
+        index = [self.languages.index(code) for code in languages]
+        return np.asarray(self.matrix[np.ix_(index, index)], dtype=float)
+
+    def summary(self) -> str:
+        """The kept form and its parameters in one line, e.g. `shared tau = 0.245 [0.24, 0.26]`."""
+        parts = [
+            f"{name} = {value:.3g} [{self.intervals[name][0]:.3g}, {self.intervals[name][1]:.3g}]"
+            for name, value in self.params.items()
+        ]
+        return f"{self.form}: " + ", ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict (NaN as null); inverse of `from_dict`."""
@@ -310,28 +325,32 @@ class TransferLaw:
 
         return {
             "format": TRANSFER_FORMAT,
-            "formula": FORMULA,
-            "tau": self.tau,
-            "interval": [self.low, self.high],
+            "form": self.form,
+            "formula": FORMULAS[self.form] + "; metric_l = law_l(D_l)",
+            "params": dict(self.params),
+            "intervals": {k: list(v) for k, v in self.intervals.items()},
             "interval_level": self.level,
+            "matrix": {
+                a: {b: float(self.matrix[i, j]) for j, b in enumerate(self.languages) if i != j}
+                for i, a in enumerate(self.languages)
+            },
+            "similarity_source": SIMILARITY_SOURCE if self.form == "similarity" else None,
             "loss": f"huber(delta={HUBER_DELTA:g}) on log residuals, summed over runs",
             "languages": list(self.languages),
             "metric": self.metric,
             "higher_is_better": self.higher_is_better,
             "n_runs": self.n_runs,
             "n_mixtures": self.n_mixtures,
-            "n_params": N_PARAMS,
             "bootstrap": {"n": self.n_bootstrap, "seed": self.seed, "over": "mixture runs"},
             "leave_one_mixture_out": {
-                "mae_independent": num(self.mae_independent),
-                "mae_transfer": num(self.mae_transfer),
-                "held_out": [vars(h) for h in self.held_out],
+                "mae": {k: num(v) for k, v in self.lomo_mae.items()},
+                "held_out": [
+                    {"mixture": h.mixture, "n_runs": h.n_runs, "mae": h.mae} for h in self.held_out
+                ],
             },
-            "in_sample": {
-                "mae_independent": self.in_sample_independent,
-                "mae_transfer": self.in_sample_transfer,
-            },
+            "in_sample_mae": dict(self.in_sample_mae),
             "selected": self.selected,
+            "notes": list(self.notes),
             "laws_file": self.laws_file,
             "source": self.source,
         }
@@ -341,104 +360,136 @@ class TransferLaw:
         """Read `to_dict`'s output.
 
         Raises:
+            DataError: the entry is not a `muit-transfer/2` law.
             KeyError, TypeError, ValueError: a field is missing or malformed.
         """
+        if raw.get("format") != TRANSFER_FORMAT:
+            raise DataError(
+                f"The transfer entry has format {raw.get('format')!r}, not {TRANSFER_FORMAT!r}; "
+                "fit it again with plan-fit transfer VALIDATION_CSV --laws LAWS."
+            )
         lomo = raw["leave_one_mixture_out"]
 
         def num(v: float | None) -> float:
             return math.nan if v is None else float(v)
 
-        low, high = (float(v) for v in raw["interval"])
+        languages = tuple(str(c) for c in raw["languages"])
+        matrix = np.zeros((len(languages), len(languages)))
+        for i, a in enumerate(languages):
+            for j, b in enumerate(languages):
+                if i != j:
+                    matrix[i, j] = float(raw["matrix"][a][b])
+        form = str(raw["form"])
+        if form not in FORMS or not (np.isfinite(matrix).all() and (matrix >= 0).all()):
+            raise ValueError(f"form {form!r} or a negative or non-finite transfer coefficient")
         return cls(
-            tau=float(raw["tau"]),
-            low=low,
-            high=high,
+            form=form,
+            params={str(k): float(v) for k, v in raw["params"].items()},
+            intervals={str(k): (float(v[0]), float(v[1])) for k, v in raw["intervals"].items()},
             level=float(raw["interval_level"]),
-            languages=tuple(str(c) for c in raw["languages"]),
+            languages=languages,
+            matrix=matrix,
             metric=str(raw["metric"]),
             higher_is_better=bool(raw["higher_is_better"]),
             n_runs=int(raw["n_runs"]),
             n_mixtures=int(raw["n_mixtures"]),
             n_bootstrap=int(raw["bootstrap"]["n"]),
             seed=int(raw["bootstrap"]["seed"]),
-            held_out=tuple(HeldOutMixture(**h) for h in lomo["held_out"]),
-            mae_independent=num(lomo["mae_independent"]),
-            mae_transfer=num(lomo["mae_transfer"]),
-            in_sample_independent=float(raw["in_sample"]["mae_independent"]),
-            in_sample_transfer=float(raw["in_sample"]["mae_transfer"]),
+            held_out=tuple(
+                HeldOutMixture(
+                    str(h["mixture"]), int(h["n_runs"]), {k: float(v) for k, v in h["mae"].items()}
+                )
+                for h in lomo["held_out"]
+            ),
+            lomo_mae={str(k): num(v) for k, v in lomo["mae"].items()},
+            in_sample_mae={str(k): float(v) for k, v in raw["in_sample_mae"].items()},
             selected=bool(raw["selected"]),
+            notes=tuple(str(n) for n in raw.get("notes", ())),
             laws_file=str(raw.get("laws_file", "")),
             source=str(raw.get("source", "")),
         )
 
 
-def _errors(laws: LawsFile, runs: MixtureRuns, tau: float) -> FloatArray:
-    """Absolute errors of every measured (run, language), in metric units."""
-    err = np.abs(runs.actual - predict(laws, runs, tau))
-    return np.asarray(err[np.isfinite(err)], dtype=float)
+def _forms_to_try(form: str, runs: MixtureRuns) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The forms `fit_transfer` fits for `--form form`, and notes on those it skips.
 
-
-def _mae(laws: LawsFile, runs: MixtureRuns, tau: float) -> float:
-    return float(_errors(laws, runs, tau).mean())
-
-
-def leave_one_mixture_out(laws: LawsFile, runs: MixtureRuns) -> tuple[HeldOutMixture, ...]:
-    """For each allocation: fit tau on the other allocations' runs, predict its runs."""
-    names = np.array([name for name, _ in runs.runs])
-    out = []
-    for mixture in runs.mixtures if len(runs.mixtures) > 1 else ():
-        left = names == mixture
-        tau = fit_tau(laws, runs.subset(~left))
-        held = runs.subset(left)
-        out.append(
-            HeldOutMixture(
-                mixture, int(left.sum()), tau, _mae(laws, held, 0.0), _mae(laws, held, tau)
+    Raises:
+        DataError: `similarity` asked for with a language the table lacks.
+        FitError: a form asked for has more parameters than there are mixture runs.
+    """
+    wanted = FORMS if form == "auto" else (form,)
+    kept, notes = [], []
+    for name in wanted:
+        n_params = len(param_names(name, runs.languages))
+        if len(runs.runs) < n_params:
+            message = (
+                f"the {name} form has {n_params} parameter(s) but there are "
+                f"{len(runs.runs)} mixture run(s)"
             )
-        )
-    return tuple(out)
+            if form != "auto":
+                raise FitError(
+                    f"The transfer law cannot be fitted: {message}; train more mixtures with "
+                    "plan-sweep validate --random-mixtures K --leave-one-out, or use --form "
+                    "shared."
+                )
+            notes.append(f"{message}: not tried")
+            continue
+        if name == "similarity":
+            try:
+                base_matrix(name, runs.languages)
+            except DataError as err:
+                if form != "auto":
+                    raise
+                notes.append(f"similarity form not tried: {err}")
+                continue
+        kept.append(name)
+    return tuple(kept), tuple(notes)
 
 
 def fit_transfer(
     laws: LawsFile,
     runs: MixtureRuns,
     *,
+    form: str = "auto",
     n_bootstrap: int = 1000,
     seed: int = 0,
     laws_file: str = "",
     source: str = "",
 ) -> TransferLaw:
-    """Fit tau on mixture runs, with a bootstrap over runs and leave-one-mixture-out errors.
+    """Fit the transfer forms (`form`, or every one for `auto`) on mixture runs, score them and
+    the yardsticks by leaving each allocation out, keep the best form and bootstrap it.
 
     Raises:
-        DataError, FitError: the runs do not match the laws (`check_runs_match_laws`).
+        DataError: the runs do not match the laws (`check_runs_match_laws`), or `similarity`
+            with a language its table lacks.
+        FitError: no mixture run, or an asked-for form with more parameters than runs.
+        ValueError: an unknown form.
     """
-    check_runs_match_laws(runs, laws, source)
-    tau = fit_tau(laws, runs)
-    low = high = tau
-    if n_bootstrap > 0:
-        rng = np.random.default_rng(seed)
-        n = len(runs.runs)
-        counts = rng.multinomial(n, np.full(n, 1.0 / n), size=n_bootstrap).astype(float)
-        losses = _run_losses(laws, runs, _TAU_GRID)  # (n_taus, n_runs), once for every draw
-        draws = _TAU_GRID[np.argmin(counts @ losses.T, axis=1)]
-        tail = (1.0 - INTERVAL_LEVEL) / 2.0
-        low, high = (float(q) for q in np.quantile(draws, [tail, 1.0 - tail]))
-    held = leave_one_mixture_out(laws, runs)
-    mae_ind = mae_tr = math.nan
-    if held:
-        names = np.array([name for name, _ in runs.runs])
-        ind, tr = [], []
-        for h in held:
-            left = runs.subset(names == h.mixture)
-            ind.append(_errors(laws, left, 0.0))
-            tr.append(_errors(laws, left, h.tau))
-        mae_ind, mae_tr = float(np.concatenate(ind).mean()), float(np.concatenate(tr).mean())
+    if form != "auto" and form not in FORMS:
+        raise ValueError(f"unknown transfer form {form!r}; choose auto or {', '.join(FORMS)}")
+    check_runs_match_laws(runs, laws)
+    if not runs.runs:
+        raise FitError("The validation table holds no mixture run; run plan-sweep validate first.")
+    forms, notes = _forms_to_try(form, runs)
+    models = (INDEPENDENT, LEVEL, *forms)
+    held, lomo = leave_one_mixture_out(laws, runs, models)
+    kept = min(forms, key=lambda m: lomo[m]) if held else forms[0]
+    params = fit_form(laws, runs, kept)
+    intervals = (
+        _bootstrap(laws, runs, kept, n_bootstrap, seed)
+        if n_bootstrap > 0
+        else {k: (v, v) for k, v in params.items()}
+    )
+    intervals = {k: (min(lo, params[k]), max(hi, params[k])) for k, (lo, hi) in intervals.items()}
+    in_sample = {m: float(_errors(fit_model(laws, runs, m), laws, runs).mean()) for m in models}
+    selected = bool(held) and lomo[kept] < min(lomo[INDEPENDENT], lomo[LEVEL])
     return TransferLaw(
-        tau=tau,
-        low=min(low, tau),
-        high=max(high, tau),
+        form=kept,
+        params=params,
+        intervals=intervals,
         level=INTERVAL_LEVEL,
         languages=runs.languages,
+        matrix=transfer_matrix(kept, runs.languages, params),
         metric=runs.metric,
         higher_is_better=laws.higher_is_better,
         n_runs=len(runs.runs),
@@ -446,78 +497,62 @@ def fit_transfer(
         n_bootstrap=n_bootstrap,
         seed=seed,
         held_out=held,
-        mae_independent=mae_ind,
-        mae_transfer=mae_tr,
-        in_sample_independent=_mae(laws, runs, 0.0),
-        in_sample_transfer=_mae(laws, runs, tau),
-        selected=bool(held) and mae_tr < mae_ind,
+        lomo_mae=lomo,
+        in_sample_mae=in_sample,
+        selected=selected,
+        notes=notes,
         laws_file=laws_file,
         source=source,
     )
 
 
-def transfer_to_json(law: TransferLaw) -> str:
-    """The `transfer.json` text."""
-    return json.dumps(law.to_dict(), indent=2) + "\n"
-
-
-def read_transfer(path: str | Path) -> TransferLaw:
-    """Read a `transfer.json` that `plan-fit transfer` wrote.
+def transfer_of(laws: LawsFile) -> TransferLaw | None:
+    """The laws file's transfer law, or None when it has none.
 
     Raises:
-        DataError: the file is missing, not JSON, or not a transfer law.
+        DataError: the entry is malformed or of an older format (the message says how to refit).
     """
+    if laws.transfer is None:
+        return None
     try:
-        raw = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
+        return TransferLaw.from_dict(laws.transfer)
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise DataError(
-            f"Cannot read the transfer law {str(path)!r} ({err}); write it with "
-            "plan-fit transfer VALIDATION_CSV --laws LAWS --out DIR."
+            f"The laws file's transfer entry is malformed ({err!r}); fit it again with "
+            "plan-fit transfer VALIDATION_CSV --laws LAWS."
         ) from None
-    if not isinstance(raw, dict) or raw.get("format") != TRANSFER_FORMAT:
-        raise DataError(
-            f"{str(path)!r} is not a transfer law (format {TRANSFER_FORMAT!r}); write it with "
-            "plan-fit transfer VALIDATION_CSV --laws LAWS --out DIR."
-        )
-    try:
-        law = TransferLaw.from_dict(raw)
-    except (KeyError, TypeError, ValueError) as err:
-        raise DataError(
-            f"The transfer law {str(path)!r} is malformed ({err!r}); write it again with "
-            "plan-fit transfer."
-        ) from None
-    if not (math.isfinite(law.tau) and law.tau >= 0):
-        raise DataError(
-            f"The transfer law {str(path)!r} has tau={law.tau}; it must be 0 or more, so "
-            "write it again with plan-fit transfer."
-        )
-    return law
 
 
-def describe(law: TransferLaw, *, extra: Sequence[str] = ()) -> str:
+def describe(law: TransferLaw) -> str:
     """The fit as a few lines of text, for the command's stdout."""
-    head = (
-        f"Transfer law {FORMULA}\n"
-        f"tau = {law.tau:.4g} [{law.low:.4g}, {law.high:.4g}] ({law.level:.0%}, bootstrap "
-        f"over {law.n_runs} mixture runs of {law.n_mixtures} allocations, {law.metric})"
-    )
-    lines = [head, "", "Leave-one-mixture-out (mean absolute error, metric units):"]
-    lines.append(f"{'left out':<14}{'runs':>5}{'tau':>9}{'independent':>13}{'transfer':>10}")
+    models = list(law.lomo_mae)
+    lines = [
+        f"Transfer law ({FORMULAS[law.form]}): {law.summary()} ({law.level:.0%}, bootstrap over "
+        f"{law.n_runs} mixture runs of {law.n_mixtures} allocations, {law.metric})",
+        "",
+        "Leave-one-mixture-out (mean absolute error, metric units):",
+        f"{'left out':<16}{'runs':>5}" + "".join(f"{m:>13}" for m in models),
+    ]
     for h in law.held_out:
         lines.append(
-            f"{h.mixture:<14}{h.n_runs:>5}{h.tau:>9.4g}{h.mae_independent:>13.4f}"
-            f"{h.mae_transfer:>10.4f}"
+            f"{h.mixture:<16}{h.n_runs:>5}" + "".join(f"{h.mae[m]:>13.4f}" for m in models)
         )
     if law.held_out:
         lines.append(
-            f"{'pooled':<14}{law.n_runs:>5}{'':>9}{law.mae_independent:>13.4f}"
-            f"{law.mae_transfer:>10.4f}"
+            f"{'pooled':<16}{law.n_runs:>5}" + "".join(f"{law.lomo_mae[m]:>13.4f}" for m in models)
         )
     else:
         lines.append("(one allocation only: nothing to leave out)")
     lines.append(
-        f"In sample: independent {law.in_sample_independent:.4f}, transfer "
-        f"{law.in_sample_transfer:.4f}. Selected: "
-        + ("yes (it predicts left-out mixtures better)." if law.selected else "no.")
+        "In sample: " + ", ".join(f"{m} {v:.4f}" for m, v in law.in_sample_mae.items()) + "."
     )
-    return "\n".join([*lines, *extra])
+    lines.append(
+        f"Selected: yes: the {law.form} form predicts left-out mixtures better than the "
+        "independent laws and a constant in-mixture level shift."
+        if law.selected
+        else f"Selected: no: the {law.form} form does not predict left-out mixtures better than "
+        "both the independent laws and a constant in-mixture level shift; plan-allocate plans "
+        "without it."
+    )
+    lines.extend(f"Note: {n}." for n in law.notes)
+    return "\n".join(lines)

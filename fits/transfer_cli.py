@@ -1,14 +1,16 @@
 """`plan-fit transfer`: fit the transfer law (`fits.transfer`) on a closed loop's mixture runs.
 
 Reads the validation table `plan-sweep validate` wrote and the laws file the mixtures were
-planned from (fitted on the single-language sweep), fits one shared tau with a bootstrap over
-mixture runs, scores it by leaving each allocation's runs out, and writes `transfer.json` for
-`plan-allocate --transfer`.
+planned from (fitted on the single-language sweep), fits the transfer forms with a bootstrap
+over mixture runs, scores them and two yardsticks without transfer by leaving each
+allocation's runs out, and writes the laws file again with the law under `transfer` (by
+default in place; `--out DIR` writes DIR/laws.json instead), where `plan-allocate` reads it.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -17,24 +19,19 @@ from pathlib import Path
 
 import pandas as pd
 
-from fits.result import read_laws
-from fits.transfer import (
-    check_settings_match,
-    describe,
-    fit_transfer,
-    read_mixture_runs,
-    transfer_to_json,
-)
-from muit_core import ConfigError, OutputSet, atomic_write_text
+from fits.result import read_laws, write_laws
+from fits.transfer import FORMS, describe, fit_transfer
+from fits.transfer_runs import check_settings_match, read_mixture_runs
+from muit_core import ConfigError, OutputSet
 from muit_core.cli import add_common_flags, run_main
 
 log = logging.getLogger("plan-fit")
 
 EPILOG = """examples:
   plan-fit transfer runs/demo/validate/validation.csv --laws runs/demo/fits/laws.json
-      writes runs/demo/validate/transfer.json
-  plan-fit transfer validation.csv --laws laws.json --out fits/ --bootstrap 2000 --seed 1
-  plan-allocate laws.json --budget 20k --transfer fits/transfer.json   plan with it
+      adds the transfer law to runs/demo/fits/laws.json
+  plan-fit transfer validation.csv --laws laws.json --form shared --out fits-transfer/
+  plan-allocate laws.json --budget 20k     shows the transfer-aware plan when it is selected
 """
 
 
@@ -51,7 +48,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--laws", type=Path, required=True, help="laws file fitted on the single-language sweep"
     )
     parser.add_argument(
-        "--out", type=Path, default=None, help="output folder (default: the CSV's folder)"
+        "--out",
+        type=Path,
+        default=None,
+        help="write OUT/laws.json (default: rewrite the --laws file in place)",
+    )
+    parser.add_argument(
+        "--form",
+        choices=("auto", *FORMS),
+        default="auto",
+        help="transfer form: shared (one tau), similarity (tau x a script-and-family prior), "
+        "receiver (one tau per language), or auto: the one that predicts left-out mixtures "
+        "best (default)",
     )
     parser.add_argument(
         "--bootstrap", type=int, default=1000, help="draws over mixture runs (default 1000)"
@@ -63,16 +71,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Fit and write `transfer.json`; every input is checked before anything is written."""
+    """Fit and write the laws file with its transfer entry; every input is checked before
+    anything is written."""
     if args.bootstrap < 0:
         raise ConfigError(f"--bootstrap must be 0 or more, e.g. 1000; got {args.bootstrap}.")
     if args.seed < 0:
         raise ConfigError(f"--seed must be 0 or more, e.g. 0; got {args.seed}.")
-    out_dir = args.out if args.out is not None else args.validation_csv.parent
-    OutputSet.check(out_dir)
-    if (out_dir / "transfer.json").is_dir():
+    target = args.out / "laws.json" if args.out is not None else args.laws
+    OutputSet.check(target.parent)
+    if target.is_dir():
         raise ConfigError(
-            f"--out {str(out_dir)!r} holds a folder named 'transfer.json'; move it away or "
+            f"--out {str(target.parent)!r} holds a folder named 'laws.json'; move it away or "
             "give another --out."
         )
     laws = read_laws(args.laws)
@@ -81,14 +90,15 @@ def run(args: argparse.Namespace) -> int:
     law = fit_transfer(
         laws,
         runs,
+        form=args.form,
         n_bootstrap=args.bootstrap,
         seed=args.seed,
         laws_file=str(args.laws),
         source=str(args.validation_csv),
     )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = atomic_write_text(out_dir / "transfer.json", transfer_to_json(law))
-    log.info("Wrote %s", path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    path = write_laws(dataclasses.replace(laws, transfer=law.to_dict()), target)
+    log.info("Wrote %s (with its transfer entry)", path)
     if args.format == "json":
         json.dump(law.to_dict(), sys.stdout, indent=2)
         sys.stdout.write("\n")

@@ -20,7 +20,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from fits import read_laws, read_transfer
+from fits import LawsFile, TransferLaw, read_laws, transfer_of
 from muit_core import ConfigError, PlannerError, format_count, parse_count
 from muit_core.cli import add_common_flags, run_main
 from planner.baselines import baseline_allocators
@@ -63,7 +63,7 @@ examples:
   plan-allocate laws.json --budget 2.5e6 --unit tokens --objective maxmin
   plan-allocate laws.json --objective target --targets el=55,hi=40      # least budget for these
   plan-allocate laws.json --budget 1M --robust --quantile 0.1 --format json
-  plan-allocate laws.json --budget 20k --transfer transfer.json   # + the transfer-aware plan
+  plan-allocate laws.json --budget 20k --transfer on   # + the transfer-aware plan
 
 The MuIT training set of a plan (or of any baseline in it) is written by the sweep stage:
   plan-sweep write-data runs/allocate/mixture.json --out runs/muit-data
@@ -148,9 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--transfer",
-        metavar="TRANSFER_JSON",
-        help="transfer law from plan-fit transfer: adds the transfer-aware plan (allocator "
-        "'transfer') beside the others, and scores every plan under it",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="the laws file's transfer law (plan-fit transfer): auto adds the transfer-aware "
+        "plan (allocator 'transfer') beside the others and scores every plan under it when "
+        "the law was selected; on does so even when it was not; off ignores it "
+        "(default: %(default)s)",
     )
     parser.add_argument(
         "--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})"
@@ -353,6 +356,7 @@ class _Options:
     seed: int
     warn_reach: float  # warn beyond this reach (amount / largest swept size)
     guard: GuardSettings | None
+    transfer: TransferLaw | None  # the transfer law to plan with beside, if any
 
 
 def _checked_options(args: argparse.Namespace) -> _Options:
@@ -384,9 +388,52 @@ def _checked_options(args: argparse.Namespace) -> _Options:
             checks.run(partial(check_reach_budget, problem, budget))
             if not checks.problems:
                 checks.run(partial(problem.constraints.check_budget, budget))
+    transfer = None
+    if laws is not None and problem is not None:
+        transfer = checks.run(partial(_transfer_law, args, laws, problem))
     raise_all(checks.problems)
     assert problem is not None and seed is not None and warn_reach is not None  # else raised
-    return _Options(problem, robust, targets, budget, seed, warn_reach, guard)
+    return _Options(problem, robust, targets, budget, seed, warn_reach, guard, transfer)
+
+
+def _transfer_law(
+    args: argparse.Namespace, laws: LawsFile, problem: Problem
+) -> TransferLaw | None:
+    """The transfer law `--transfer` asks to plan with beside the others, or None.
+
+    Raises:
+        ConfigError: `--transfer on` with no transfer law in the laws file, or with an
+            objective other than the mean.
+        DataError: the law is malformed, of another metric, or lacks a planned language.
+    """
+    law = transfer_of(laws) if args.transfer != "off" else None
+    if args.transfer == "on" and law is None:
+        raise ConfigError(
+            f"--transfer on, but the laws file {str(args.laws)!r} has no transfer law; fit one "
+            "with plan-fit transfer VALIDATION_CSV --laws LAWS, or drop --transfer."
+        )
+    if law is None:
+        return None
+    if args.transfer == "auto" and not law.selected:
+        log.info(
+            "The laws file's transfer law (%s) was not selected: it does not predict left-out "
+            "mixtures better than the independent laws; planning without it (--transfer on "
+            "shows it anyway).",
+            law.summary(),
+        )
+        return None
+    if Objective(args.objective) is not Objective.MEAN:
+        if args.transfer == "auto":
+            log.info("The transfer law plans the mean objective only; not used here.")
+            return None
+        raise ConfigError(
+            f"--transfer on plans the mean objective only; got --objective {args.objective}: "
+            "use --objective mean or drop --transfer."
+        )
+    check_transfer_fits(law, problem.languages, problem.metric)
+    if not law.selected:
+        log.warning("The transfer law does not predict left-out mixtures better; shown anyway.")
+    return law
 
 
 def cmd_allocate(args: argparse.Namespace) -> int:
@@ -402,17 +449,7 @@ def cmd_allocate(args: argparse.Namespace) -> int:
         log.info("least budget reaching the targets: %.6g %s", budget, unit.value)
     if objective is Objective.MAXMIN and len(set(problem.constraints.weights)) > 1:
         log.warning("--weights do not enter the maxmin objective; they are ignored.")
-    transfer = None
-    if args.transfer is not None:
-        if objective is not Objective.MEAN:
-            raise ConfigError(
-                f"--transfer plans the mean objective only; got --objective {objective.value}: "
-                "use --objective mean or drop --transfer."
-            )
-        transfer = read_transfer(args.transfer)
-        check_transfer_fits(transfer, problem.languages, problem.metric)
-        if not transfer.selected:
-            log.warning("The transfer law does not predict left-out mixtures better.")
+    transfer = options.transfer
     command = shlex.join(["plan-allocate", *args.argv])
     log.debug("options: %s", {k: v for k, v in vars(args).items() if k != "argv"})
     report = run_plan(
@@ -427,7 +464,12 @@ def cmd_allocate(args: argparse.Namespace) -> int:
         guard=options.guard,
         baselines=None
         if transfer is None
-        else (*baseline_allocators(), TransferAllocator(transfer.tau)),
+        else (
+            *baseline_allocators(),
+            TransferAllocator(
+                transfer.matrix_for(problem.languages), label=f"{transfer.form} form"
+            ),
+        ),
     )
     warning = reach_warning(problem, report.planner.allocation.examples, options.warn_reach)
     if warning is not None:

@@ -1,11 +1,11 @@
 """Transfer-aware allocation: maximise the weighted mean utility when languages help each other.
 
 With the transfer law of `fits.transfer`, language l's metric is its own law at the effective
-data D_l = E_l + tau * sum_{k != l} E_k, where E_k is language k's effective examples
+data D_l = E_l + sum_{k != l} T_lk E_k, where E_k is language k's effective examples
 (`planner.values.effective_data`: repeated epochs of its own pool count less; other
 languages' examples are fresh data for l, so transfer is never discounted as a repeat). The
 objective sum_l w_l u_l(D_l(x)) is no longer separable, so water-filling does not apply; with
-tau >= 0 and concave, increasing u_l it is still concave (a concave function of a linear map),
+T >= 0 and concave, increasing u_l it is still concave (a concave function of a linear map),
 so a local solver's KKT point is the global optimum. `TransferAllocator` solves it with
 scipy's SLSQP from the independent water-filling plan and reports a certificate: the KKT gap.
 """
@@ -48,13 +48,14 @@ class TransferValue:
         base: the utility of effective examples per language (for a `LawValue`, a copy with
             no pool cap and one budget unit per example: the cap is applied here, per own
             language, by `effective_data`).
-        tau: effective examples of language l per example of another language (>= 0).
+        matrix: T, receiver x donor: effective examples of language l per example of language
+            k (>= 0, zero diagonal).
         pools: unique pairs per language (inf: no repeat discount).
         units: budget units per example per language.
     """
 
     base: ValueModel
-    tau: float
+    matrix: FloatArray
     pools: FloatArray
     units: FloatArray
 
@@ -73,7 +74,7 @@ class TransferValue:
     def effective(self, amounts: FloatArray) -> FloatArray:
         """D_l for every language at `amounts` (budget units), in effective examples."""
         own, _ = self._own(amounts)
-        return np.asarray(own + self.tau * (own.sum() - own), dtype=float)
+        return np.asarray(own + self.matrix @ own, dtype=float)
 
     def value(self, amounts: FloatArray) -> FloatArray:
         """Each language's utility at its effective data."""
@@ -88,22 +89,37 @@ class TransferValue:
         """d objective / d amount_j for every language j (budget units)."""
         w = np.asarray(weights, dtype=float)
         own, slope = self._own(amounts)
-        d = own + self.tau * (own.sum() - own)
-        m = w * np.asarray(self.base.marginal(d), dtype=float) / w.sum()
-        return np.asarray((m + self.tau * (m.sum() - m)) * slope, dtype=float)
+        m = w * np.asarray(self.base.marginal(own + self.matrix @ own), dtype=float) / w.sum()
+        return np.asarray((m + self.matrix.T @ m) * slope, dtype=float)
 
 
-def transfer_value(values: ValueModel, tau: float) -> TransferValue:
-    """The transfer-aware utilities of `values` at `tau`.
+def as_matrix(transfer: float | FloatArray, n: int) -> FloatArray:
+    """T from a shared coefficient (tau off the diagonal) or a receiver x donor matrix.
+
+    Raises:
+        ConfigError: a coefficient is negative or not finite, or the matrix is not n x n.
+    """
+    t = np.asarray(transfer, dtype=float)
+    if t.ndim == 0:
+        t = float(t) * (np.ones((n, n)) - np.eye(n))
+    if t.shape != (n, n) or not (np.isfinite(t).all() and (t >= 0).all()):
+        raise ConfigError(
+            f"The transfer coefficients must be 0 or more, one per pair of the {n} languages; "
+            f"got {np.asarray(transfer).tolist()!r}."
+        )
+    return np.asarray(t * (1.0 - np.eye(n)), dtype=float)
+
+
+def transfer_value(values: ValueModel, transfer: float | FloatArray) -> TransferValue:
+    """The transfer-aware utilities of `values` under `transfer` (a shared tau or T).
 
     A `LawValue` is read through its curves (its pools and units of budget per example); any
     other `ValueModel` is taken as the utility of effective data in budget units, with no pool.
 
     Raises:
-        ConfigError: `tau` is negative or not finite.
+        ConfigError: a coefficient is negative or not finite (`as_matrix`).
     """
-    if not (math.isfinite(tau) and tau >= 0):
-        raise ConfigError(f"The transfer coefficient must be 0 or more; got {tau=}.")
+    matrix = as_matrix(transfer, len(values.languages))
     if isinstance(values, LawValue):
         curves = values.curves
         base = LawValue(
@@ -113,9 +129,9 @@ def transfer_value(values: ValueModel, tau: float) -> TransferValue:
         )
         pools = np.array([c.n_available for c in curves], dtype=float)
         units = np.array([c.units_per_example for c in curves], dtype=float)
-        return TransferValue(base, float(tau), pools, units)
+        return TransferValue(base, matrix, pools, units)
     n = len(values.languages)
-    return TransferValue(values, float(tau), np.full(n, math.inf), np.ones(n))
+    return TransferValue(values, matrix, np.full(n, math.inf), np.ones(n))
 
 
 @dataclass(frozen=True)
@@ -192,21 +208,29 @@ class TransferAllocator(BaseAllocator):
     caps, deterministic: SLSQP from a fixed start). The weighted mean objective only.
 
     Args:
-        tau: the transfer coefficient (`fits.TransferLaw.tau`), 0 or more; 0 is the independent
-            planner's problem.
+        transfer: a shared coefficient tau, or T (receiver x donor, the planned languages in
+            order: `fits.TransferLaw.matrix_for`), 0 or more; 0 is the independent planner's
+            problem.
+        label: how the method line names the law (default: the coefficients).
         start: where SLSQP starts: "planner" (the independent water-filling plan) or
             "uniform" (a capped even split; tests use it to check the solver alone).
     """
 
     name = "transfer"
 
-    def __init__(self, tau: float, start: str = "planner") -> None:
+    def __init__(
+        self, transfer: float | FloatArray, start: str = "planner", label: str = ""
+    ) -> None:
         if start not in ("planner", "uniform"):
             raise ConfigError(f"Unknown start {start!r}; choose planner or uniform.")
-        if not (math.isfinite(tau) and tau >= 0):
-            raise ConfigError(f"The transfer coefficient must be 0 or more; got {tau=}.")
-        self.tau = float(tau)
+        t = np.asarray(transfer, dtype=float)
+        if not (np.isfinite(t).all() and (t >= 0).all()):
+            raise ConfigError(f"The transfer coefficients must be 0 or more; got {t.tolist()!r}.")
+        self.transfer = t
         self.start = start
+        self.label = label or (
+            f"tau={float(t):.3g}" if t.ndim == 0 else f"T in [{t.min():.3g}, {t.max():.3g}]"
+        )
 
     def solve(
         self, values: ValueModel, budget: float, constraints: Constraints
@@ -219,7 +243,7 @@ class TransferAllocator(BaseAllocator):
         constraints.check_budget(budget)
         lo, hi = constraints.lower, constraints.upper
         weights = np.asarray(constraints.weights, dtype=float)
-        model = transfer_value(values, self.tau)
+        model = transfer_value(values, self.transfer)
         if self.start == "planner":
             x0 = np.asarray(
                 PlannerAllocator(Objective.MEAN).allocate(values, budget, constraints).amounts
@@ -251,7 +275,7 @@ class TransferAllocator(BaseAllocator):
         if model.objective(x, weights) < f0:  # never worse than where it started
             x = x0
         cert = certificate(model, x, weights, constraints)
-        method = f"SLSQP, transfer tau={self.tau:.3g}, KKT gap {cert.kkt_gap:.1e}"
+        method = f"SLSQP, transfer {self.label}, KKT gap {cert.kkt_gap:.1e}"
         return make_allocation(self.name, method, x, budget, constraints), cert
 
     def allocate(self, values: ValueModel, budget: float, constraints: Constraints) -> Allocation:
@@ -267,14 +291,15 @@ def check_transfer_fits(law: TransferLaw, languages: Sequence[str], metric: str)
     """
     if law.metric != metric:
         raise DataError(
-            f"The --transfer law was fitted on {law.metric!r} but the laws file plans "
-            f"{metric!r}; fit it with plan-fit transfer on the same laws file."
+            f"The laws file's transfer law was fitted on {law.metric!r} but the laws file plans "
+            f"{metric!r}; fit it again with plan-fit transfer on this laws file."
         )
     absent = [code for code in languages if code not in law.languages]
     if absent:
         raise DataError(
-            f"The --transfer law's mixture runs did not train {', '.join(absent)}; plan only "
-            f"{', '.join(law.languages)} with --languages, or fit it on runs that train them."
+            f"The transfer law's mixture runs did not train {', '.join(absent)}; plan only "
+            f"{', '.join(law.languages)} with --languages, fit it on runs that train them, or "
+            "plan without it (--transfer off)."
         )
 
 
@@ -284,13 +309,13 @@ def transfer_table(report: PlanReport, law: TransferLaw) -> str:
     problem = report.problem
     c = problem.constraints
     weights = np.asarray(c.weights, dtype=float)
-    model = transfer_value(problem.values, law.tau)
+    model = transfer_value(problem.values, law.matrix_for(problem.languages))
     evaluations = [report.planner, *report.baselines]
     names = [ev.allocation.allocator for ev in evaluations]
+    errors = ", ".join(f"{m} {v:.4f}" for m, v in law.lomo_mae.items())
     lines = [
-        f"Transfer law: tau = {law.tau:.3g} [{law.low:.3g}, {law.high:.3g}] "
-        f"({law.n_runs} mixture runs; leave-one-mixture-out MAE {law.mae_transfer:.4f} vs "
-        f"{law.mae_independent:.4f} independent; "
+        f"Transfer law {law.summary()} ({law.n_runs} mixture runs; leave-one-mixture-out "
+        f"MAE {errors}; "
         + ("selected" if law.selected else "NOT selected: it does not predict better")
         + ").",
         "Examples per language: " + ", ".join(names),

@@ -10,12 +10,14 @@ line in `CASES`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -119,12 +121,34 @@ def _validation(
 
 
 def _transfer(ws: Path, languages: tuple[str, ...]) -> None:
-    from fits.transfer import TransferLaw, transfer_to_json
+    """bad/laws-transfer.json: the workspace's laws with a selected transfer law of
+    `languages` only."""
+    from fits import read_laws, write_laws
+    from fits.transfer import TransferLaw
 
     (ws / "bad").mkdir(exist_ok=True)
-    numbers = (6, 3, 0, 0, (), 0.1, 0.05, 0.1, 0.05, True)
-    law = TransferLaw(0.2, 0.1, 0.3, 0.9, languages, "heldout_ce", False, *numbers)
-    (ws / "bad" / "transfer.json").write_text(transfer_to_json(law))
+    n = len(languages)
+    law = TransferLaw(
+        form="shared",
+        params={"tau": 0.2},
+        intervals={"tau": (0.1, 0.3)},
+        level=0.9,
+        languages=languages,
+        matrix=0.2 * (np.ones((n, n)) - np.eye(n)),
+        metric="heldout_ce",
+        higher_is_better=False,
+        n_runs=6,
+        n_mixtures=3,
+        n_bootstrap=0,
+        seed=0,
+        held_out=(),
+        lomo_mae={"independent": 0.1, "level": 0.08, "shared": 0.05},
+        in_sample_mae={"independent": 0.1, "level": 0.08, "shared": 0.05},
+        selected=True,
+    )
+    laws = read_laws(ws / "fits" / "laws.json")
+    target = ws / "bad" / "laws-transfer.json"
+    write_laws(dataclasses.replace(laws, transfer=law.to_dict()), target)
 
 
 LAWS = "{ws}/fits/laws.json"
@@ -710,22 +734,27 @@ CASES: list[BadInput] = [
         "allocate-transfer-without-a-planned-language",
         "plan-allocate",
         (
-            LAWS,
+            "{ws}/bad/laws-transfer.json",
             "--budget",
             "20k",
-            "--transfer",
-            "{ws}/bad/transfer.json",
             "--out",
             "{ws}/allocate",
         ),
-        r"mixture runs did not train el, hi; plan only de with --languages",
+        r"mixture runs did not train el, hi; plan only de with --languages.*--transfer off",
         prepare=lambda ws: _transfer(ws, ("de",)),
     ),
     BadInput(
-        "allocate-transfer-not-a-transfer-law",
+        "allocate-transfer-on-without-a-transfer-law",
         "plan-allocate",
-        (LAWS, "--budget", "20k", "--transfer", LAWS, "--out", "{ws}/allocate"),
-        r"is not a transfer law \(format 'muit-transfer/1'\); write it with plan-fit transfer",
+        (LAWS, "--budget", "20k", "--transfer", "on", "--out", "{ws}/allocate"),
+        r"--transfer on, but the laws file .* has no transfer law; fit one with plan-fit transfer",
+    ),
+    BadInput(
+        "transfer-form-with-more-parameters-than-runs",
+        "plan-fit transfer",
+        ("{ws}/bad/v-two.csv", "--laws", LAWS, "--out", "{ws}/fits", "--form", "receiver"),
+        r"the receiver form has 3 parameter\(s\) but there are 2 mixture run\(s\); train more",
+        prepare=lambda ws: _validation(ws, "v-two.csv"),
     ),
 ]
 

@@ -1,26 +1,23 @@
 """The transfer law (`fits.transfer`) and the transfer-aware allocator (`planner.transfer`).
 
-Synthetic mixture runs come from known per-language laws at D_l = x_l + tau * sum_{k!=l} x_k
-with a known tau and multiplicative noise of a fixed seed.
+Synthetic mixture runs come from known per-language laws at D_l = x_l + sum_{k!=l} T_lk x_k
+with a known T (a shared tau, or one tau per receiving language) and multiplicative noise of a
+fixed seed; or, for the `level` yardstick, from each language's own law times a constant.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from fits import FitResult, LawsFile
-from fits.transfer import (
-    fit_transfer,
-    mixed_data,
-    read_mixture_runs,
-    read_transfer,
-    transfer_to_json,
-)
-from muit_core import DataError
+from fits import FitResult, LawsFile, read_laws, transfer_of, write_laws
+from fits.transfer import effective_examples, fit_transfer
+from fits.transfer_runs import read_mixture_runs
+from muit_core import DataError, FitError
 from planner import Constraints, LawCurve, LawValue, PlannerAllocator
 from planner.transfer import TransferAllocator, transfer_value
 
@@ -50,18 +47,26 @@ def _laws() -> LawsFile:
 
 
 def _validation(
-    tmp_path: Path, tau: float, noise: float = 0.003, n_mixtures: int = 6, seeds: int = 2
+    tmp_path: Path,
+    tau: float | np.ndarray,
+    noise: float = 0.003,
+    n_mixtures: int = 6,
+    seeds: int = 2,
+    level: float = 0.0,
 ) -> Path:
-    """Mixture runs at 1000 examples in all, Dirichlet splits, measured per law at D_l."""
+    """Mixture runs at 1000 examples in all, Dirichlet splits, measured per law at D_l (`tau`:
+    shared, or one per receiving language), times exp(`level`)."""
     rng = np.random.default_rng(7)
+    taus = np.broadcast_to(np.asarray(tau, dtype=float), (len(LANGS),))
+    matrix = taus[:, None] * (np.ones((len(LANGS), len(LANGS))) - np.eye(len(LANGS)))
     rows = []
     for m in range(n_mixtures):
         x = np.round(rng.dirichlet(np.full(len(LANGS), 2.0)) * 1000 + 10)
-        d = mixed_data(x, tau)
+        d = effective_examples(x, matrix)
         for seed in range(seeds):
             for j, code in enumerate(LANGS):
                 a, b = TRUE[code]
-                value = (a + b * np.log(d[j])) * np.exp(rng.normal(0, noise))
+                value = (a + b * np.log(d[j])) * np.exp(level + rng.normal(0, noise))
                 rows.append((f"mix{m}", seed, code, int(x[j]), "heldout_ce", value, "m"))
     path = tmp_path / "validation.csv"
     columns = ["allocator", "seed", "language", "examples", "metric", "value", "model"]
@@ -72,21 +77,62 @@ def _validation(
 @pytest.mark.parametrize("tau", [0.0, 0.3, 1.2])
 def test_tau_recovered_from_synthetic_mixture_runs(tmp_path: Path, tau: float) -> None:
     runs = read_mixture_runs(_validation(tmp_path, tau), "heldout_ce")
-    law = fit_transfer(_laws(), runs, n_bootstrap=200, seed=0)
-    assert law.tau == pytest.approx(tau, rel=0.1, abs=0.02)
-    assert law.low <= law.tau <= law.high
-    assert law.low - 0.02 <= tau <= law.high + 0.02
+    law = fit_transfer(_laws(), runs, form="shared", n_bootstrap=200, seed=0)
+    fitted, (low, high) = law.params["tau"], law.intervals["tau"]
+    assert fitted == pytest.approx(tau, rel=0.1, abs=0.02)
+    assert low <= fitted <= high
+    assert low - 0.02 <= tau <= high + 0.02
     assert law.n_runs == 12 and law.n_mixtures == 6 and len(law.held_out) == 6
+    assert set(law.lomo_mae) == {"independent", "level", "shared"}
     if tau > 0:  # the transfer law predicts unseen mixtures far better than tau = 0
         assert law.selected
-        assert law.mae_transfer < 0.5 * law.mae_independent
-    assert read_transfer(_write(tmp_path, law)) == law
+        assert law.lomo_mae["shared"] < 0.5 * law.lomo_mae["independent"]
+    # Stored in the laws file as its own entry, read back unchanged.
+    path = write_laws(dataclasses.replace(_laws(), transfer=law.to_dict()), tmp_path / "l.json")
+    back = transfer_of(read_laws(path))
+    assert back is not None
+    assert back.to_dict() == law.to_dict()
+    assert back.matrix_for(("hi", "de")) == pytest.approx(np.array([[0, fitted], [fitted, 0]]))
 
 
-def _write(tmp_path: Path, law: object) -> Path:
-    path = tmp_path / "transfer.json"
-    path.write_text(transfer_to_json(law))  # type: ignore[arg-type]
-    return path
+def test_receiver_taus_recovered_and_chosen_by_auto(tmp_path: Path) -> None:
+    truth = np.array([0.1, 0.6, 0.3, 1.0])  # de, el, hi, tr
+    runs = read_mixture_runs(_validation(tmp_path, truth, n_mixtures=8), "heldout_ce")
+    law = fit_transfer(_laws(), runs, n_bootstrap=100, seed=0)
+    assert law.form == "receiver" and law.selected
+    assert [law.params[f"tau_{c}"] for c in LANGS] == pytest.approx(truth, rel=0.15, abs=0.03)
+    assert law.lomo_mae["receiver"] < min(law.lomo_mae["shared"], law.lomo_mae["similarity"])
+    assert law.matrix[1, 0] == pytest.approx(law.params["tau_el"])  # el receives from de
+
+
+def test_a_constant_mixture_bonus_is_not_taken_for_transfer(tmp_path: Path) -> None:
+    """Runs whose every language is 8% better in a mixture than its own law, whatever the
+    split: the level yardstick predicts them and the transfer law is not selected."""
+    runs = read_mixture_runs(_validation(tmp_path, 0.0, level=-0.08), "heldout_ce")
+    law = fit_transfer(_laws(), runs, n_bootstrap=0)
+    assert law.lomo_mae["level"] < 0.25 * law.lomo_mae["independent"]
+    assert not law.selected
+
+
+def test_forms_that_cannot_be_carried(tmp_path: Path) -> None:
+    runs = read_mixture_runs(_validation(tmp_path, 0.3, n_mixtures=1, seeds=2), "heldout_ce")
+    with pytest.raises(FitError, match=r"the receiver form has 4 parameter.*2 mixture run"):
+        fit_transfer(_laws(), runs, form="receiver", n_bootstrap=0)
+    law = fit_transfer(_laws(), runs, n_bootstrap=0)  # auto: the form is skipped, said so
+    assert "receiver" not in law.lomo_mae and any("receiver" in n for n in law.notes)
+    assert not law.selected  # one allocation: nothing was left out
+
+
+def test_similarity_needs_every_language_in_its_table(tmp_path: Path) -> None:
+    _validation(tmp_path, 0.3)
+    laws = _laws()
+    laws.fits["xx"] = laws.fits.pop("tr")
+    frame = pd.read_csv(tmp_path / "validation.csv").replace({"language": {"tr": "xx"}})
+    frame.to_csv(tmp_path / "validation.csv", index=False)
+    runs = read_mixture_runs(tmp_path / "validation.csv", "heldout_ce")
+    with pytest.raises(DataError, match=r"similarity table .* no entry for xx; add its"):
+        fit_transfer(laws, runs, form="similarity", n_bootstrap=0)
+    assert any("similarity" in n for n in fit_transfer(laws, runs, n_bootstrap=0).notes)
 
 
 def test_runs_with_a_language_the_laws_lack_are_refused(tmp_path: Path) -> None:
@@ -177,6 +223,23 @@ def test_gradient_matches_finite_differences() -> None:
     assert model.gradient(x, w) == pytest.approx(numeric, rel=1e-4)
 
 
+def test_gradient_with_a_transfer_matrix_matches_finite_differences() -> None:
+    values, constraints = _instance(2)
+    matrix = np.random.default_rng(0).uniform(0, 0.8, (4, 4)) * (1 - np.eye(4))
+    model = transfer_value(values, matrix)
+    w = np.array(constraints.weights)
+    x = np.array([800.0, 120.0, 2500.0, 40.0])
+    step = 1e-3
+    numeric = [
+        (model.objective(x + step * e, w) - model.objective(x - step * e, w)) / (2 * step)
+        for e in np.eye(len(x))
+    ]
+    assert model.gradient(x, w) == pytest.approx(numeric, rel=1e-4)
+    shared = TransferAllocator(0.3).allocate(values, 3000.0, constraints)
+    as_matrix = TransferAllocator(0.3 * (1 - np.eye(4))).allocate(values, 3000.0, constraints)
+    assert shared.examples == as_matrix.examples
+
+
 @pytest.mark.parametrize(("tau", "expected"), [(0.0, 750.0), (0.2, 1000 * 2.8 / 3.2)])
 def test_two_languages_closed_form(tau: float, expected: float) -> None:
     """Equal log laws, weights 3:1: the optimum has D_x / D_y = 3, so
@@ -189,3 +252,62 @@ def test_two_languages_closed_form(tau: float, expected: float) -> None:
     found, cert = TransferAllocator(tau).solve(LawValue(curves), 1000.0, constraints)
     assert found.amounts[0] == pytest.approx(expected, rel=1e-5)
     assert cert.kkt_gap < 1e-6
+
+
+def test_plan_fit_transfer_then_plan_allocate_from_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The whole path a user runs: laws from a sweep, the transfer law added to the same laws
+    file from mixture runs, and plan-allocate showing the transfer-aware plan beside."""
+    import json
+
+    from fits.cli import main as plan_fit
+    from fits.synthetic import synthetic_results
+    from planner.cli import main as plan_allocate
+
+    langs = ("de", "el", "hi")
+    synthetic_results(languages=langs).to_csv(tmp_path / "results.csv", index=False)
+    assert (
+        plan_fit([str(tmp_path / "results.csv"), "--bootstrap", "40", "--out", str(tmp_path)]) == 0
+    )
+    laws = read_laws(tmp_path / "laws.json")
+    rng = np.random.default_rng(3)
+    rows = []
+    matrix = 0.5 * (np.ones((3, 3)) - np.eye(3))
+    for m in range(5):
+        x = np.round(rng.dirichlet(np.full(3, 3.0)) * 600 + 20)
+        d = effective_examples(x, matrix)
+        for j, code in enumerate(langs):
+            value = float(laws.fits[code](d[j])[()]) * np.exp(rng.normal(0, 0.002))
+            rows.append((f"mix{m}", 0, code, int(x[j]), laws.metric, value))
+    columns = ["allocator", "seed", "language", "examples", "metric", "value"]
+    pd.DataFrame(rows, columns=columns).to_csv(tmp_path / "validation.csv", index=False)
+    before = (tmp_path / "laws.json").read_text()
+
+    argv = [str(tmp_path / "validation.csv"), "--laws", str(tmp_path / "laws.json")]
+    assert plan_fit(["transfer", *argv, "--form", "shared", "--bootstrap", "50"]) == 0
+    printed = capsys.readouterr().out
+    assert "Selected: yes" in printed
+    law = transfer_of(read_laws(tmp_path / "laws.json"))
+    assert law is not None and law.selected
+    assert law.params["tau"] == pytest.approx(0.5, rel=0.1)
+    # Everything else in the laws file is as plan-fit wrote it.
+    after = json.loads((tmp_path / "laws.json").read_text())
+    assert {k: v for k, v in after.items() if k != "transfer"} == {
+        k: v for k, v in json.loads(before).items() if k != "transfer"
+    }
+
+    out = tmp_path / "allocate"
+    assert plan_allocate([str(tmp_path / "laws.json"), "--budget", "3k", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "Transfer law shared: tau = " in printed
+    mixture = json.loads((out / "mixture.json").read_text())
+    assert sum(mixture["baselines"]["transfer"]["examples"].values()) == 3000
+    off = tmp_path / "allocate-off"
+    assert (
+        plan_allocate(
+            [str(tmp_path / "laws.json"), "--budget", "3k", "--transfer", "off", "--out", str(off)]
+        )
+        == 0
+    )
+    assert "transfer" not in json.loads((off / "mixture.json").read_text())["baselines"]
