@@ -3,7 +3,8 @@ the plan captures, and how much it can lose to uniform, as the plan reaches beyo
 
 Each case draws five languages with saturating held-out cross-entropy curves,
 `L(d) = floor + gap * (d + d0)**(-alpha)` with random floor, untuned value, `d0` and `alpha`,
-and the demo's real training pools (el 16,563, hi 2,304, tr 10,790, vi 7,605, zh-CN 11,740).
+and the demo's real training pools (el 16,563, hi 2,304, tr 10,790, vi 7,605, zh-CN 11,740);
+the truths and pools live in `bench/ground_truths.py`, shared with `bench_design.py`.
 A demo-sized sweep is simulated (sizes 0, 16, 32, 64, 128; one seed; 1% multiplicative noise),
 fitted by `plan-fit`'s pipeline (`--law auto`, 200 bootstrap draws), and planned by
 `plan-allocate`'s planner at budgets that give uniform sampling 2x, 10x and 40x the largest
@@ -31,6 +32,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from ground_truths import POOLS, REACHES, SIZES, Truth, draw_truths, true_objective
 from threadpoolctl import threadpool_limits
 
 from fits.data import Points
@@ -46,33 +48,6 @@ from planner import (
     build_problem,
 )
 
-POOLS = {"el": 16_563, "hi": 2_304, "tr": 10_790, "vi": 7_605, "zh-CN": 11_740}
-SIZES = (0, 16, 32, 64, 128)
-REACHES = (2, 10, 40)  # uniform's amount per language / the largest swept size
-
-
-@dataclass(frozen=True)
-class Truth:
-    """One language's true curve: `L(d) = floor + gap * (d + d0)**(-alpha)`."""
-
-    floor: float
-    gap: float
-    d0: float
-    alpha: float
-
-    def loss(self, d: np.ndarray) -> np.ndarray:
-        return self.floor + self.gap * np.power(np.asarray(d, dtype=float) + self.d0, -self.alpha)
-
-
-def draw_truths(rng: np.random.Generator) -> dict[str, Truth]:
-    """Random saturating curves in the range the demo sweep measured (2.2-4.0 nats untuned)."""
-    out = {}
-    for code in POOLS:
-        floor, untuned = rng.uniform(0.6, 1.8), rng.uniform(2.2, 4.0)
-        d0, alpha = rng.uniform(10.0, 200.0), rng.uniform(0.1, 0.6)
-        out[code] = Truth(floor, (untuned - floor) * d0**alpha, d0, alpha)
-    return out
-
 
 def simulate_sweep(
     truths: dict[str, Truth], rng: np.random.Generator, noise: float, seeds: int
@@ -86,12 +61,6 @@ def simulate_sweep(
         data = {"n_available": POOLS[code], "tokens_per_example": 40.0}
         points[code] = Points(code, d, y, seed_ids, np.full(d.size, 1.35e8), data=data)
     return points
-
-
-def true_objective(truths: dict[str, Truth], examples: tuple[int, ...]) -> float:
-    """Mean true loss over the languages at whole-example amounts (lower is better)."""
-    losses = [t.loss(np.array([x]))[0] for t, x in zip(truths.values(), examples, strict=True)]
-    return float(np.mean(losses))
 
 
 @dataclass(frozen=True)
