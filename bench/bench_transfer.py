@@ -24,7 +24,8 @@ import argparse
 import numpy as np
 
 from fits import read_laws
-from fits.transfer import FORMS, INDEPENDENT, fit_form, fit_model, fit_transfer
+from fits.transfer import fit_transfer
+from fits.transfer_fit import FORMS, INDEPENDENT, fit_form, fit_model
 from fits.transfer_runs import read_mixture_runs
 from muit_core import parse_count
 from planner import PlannerAllocator, baseline_allocators
@@ -69,7 +70,7 @@ def main() -> None:
     ]
     for form in FORMS:
         if form in law.lomo_mae:
-            params = fit_form(laws, runs, form)
+            params, _ = fit_form(laws, runs, form)
             out.append(f"- {form}: " + ", ".join(f"{k} = {v:.3f}" for k, v in params.items()))
     fitted = {m: fit_model(laws, runs, m) for m in models}
     predicted = {m: model.predict(laws, runs) for m, model in fitted.items()}
@@ -112,14 +113,13 @@ def main() -> None:
             )
 
     problem = build_problem(laws, tuple(laws.fits))
-    matrix = law.matrix_for(problem.languages)
-    model = transfer_value(problem.values, matrix)
+    matrix, factors = law.matrix_for(problem.languages), law.factors_for(problem.languages)
+    model = transfer_value(problem.values, matrix, factors)
     weights = np.asarray(problem.constraints.weights, dtype=float)
     for text in args.budgets:
         budget = float(round(parse_count(text)))
-        transfer, cert = TransferAllocator(matrix, label=f"{law.form} form").solve(
-            problem.values, budget, problem.constraints
-        )
+        allocator = TransferAllocator(matrix, label=f"{law.form} form", factors=factors)
+        transfer, cert = allocator.solve(problem.values, budget, problem.constraints)
         allocations = [
             PlannerAllocator().allocate(problem.values, budget, problem.constraints),
             transfer,

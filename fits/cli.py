@@ -301,6 +301,7 @@ def run(args: argparse.Namespace) -> int:
             laws_file = dataclasses.replace(laws_file, settings=settings)
         name = "laws" if len(groups) == 1 else f"laws_{_slug(objective)}_{_slug(model)}"
         fitted.append((name, laws_file, points))
+    _warn_dropped_transfer(out_dir, [name for name, _, _ in fitted])
     outputs_written: list[tuple[LawsFile, str]] = []
     with OutputSet(out_dir) as outputs:
         for name, laws_file, points in fitted:
@@ -334,6 +335,24 @@ def run(args: argparse.Namespace) -> int:
 
 
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _warn_dropped_transfer(out_dir: Path, names: list[str]) -> None:
+    """Warn when a laws file about to be replaced carries a transfer law (`plan-fit transfer`
+    adds it, fitted on the old laws; the new file has none until it is fitted again)."""
+    for name in names:
+        old = out_dir / f"{name}.json"
+        try:
+            had = old.is_file() and json.loads(old.read_text(encoding="utf-8")).get("transfer")
+        except (OSError, ValueError, AttributeError):
+            had = False
+        if had:
+            log.warning(
+                "%s had a transfer law, fitted on the laws this run replaces; fit it again: "
+                "plan-fit transfer VALIDATION_CSV --laws %s",
+                old,
+                old,
+            )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

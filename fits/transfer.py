@@ -7,257 +7,59 @@ Effective data per language, for a mixture that trains x_k examples of every lan
 and the metric of language l is its own law (the single-language sweep's fit, `FitResult`)
 at D_l. With x_k = 0 for k != l this is the single-language law itself, so the sweep's runs
 are fitted exactly as before; T is fitted on the mixture runs (`fits.transfer_runs`) in one
-of three forms (`FORMS`):
+of the forms of `fits.transfer_fit` (one shared tau; tau times a script-and-family prior;
+one tau per receiving language; a shared tau on top of a constant in-mixture level factor per
+language), with the laws' own robust loss and a bootstrap over mixture runs for the intervals.
 
-- `shared`: T_lk = tau, one tau for every pair;
-- `similarity`: T_lk = tau * s(l, k), s the script-and-family prior of
-  `fits.language_similarity`;
-- `receiver`: T_lk = tau_l, one tau per receiving language (as many parameters as languages).
-
-Each is fitted with the laws' own robust loss (Huber, delta 1e-3, on log residuals, summed
-over runs), with a bootstrap over mixture runs for the intervals. Two models without transfer
-are its yardsticks: `independent` (T = 0, the planner's assumption) and `level` (each
-language's own law shifted by a constant factor whenever it is trained in a mixture: a bonus
-that no split of the budget changes). Leave-one-mixture-out errors (every run of one
-allocation left out, every model fitted on the rest) score them all; `--form auto` keeps the
-transfer form with the smallest error, and the law is `selected` only when that error is
-smaller than both yardsticks': only then does transfer say more than "mixtures do better".
+Two models without transfer are its yardsticks: `independent` (T = 0, the planner's
+assumption) and `level` (each language's own law times a constant factor whenever it is
+trained in a mixture: a bonus that no split of the budget changes). Leave-one-mixture-out
+errors (every run of one allocation left out, every model fitted on the rest) score them all;
+`--form auto` keeps the transfer form with the smallest error, and the law is `selected` only
+when that error is smaller than both yardsticks': only then does transfer say more than
+"mixtures do better".
 
 The fitted law is stored in the laws file under `transfer` (`TransferLaw.to_dict`), which
-`plan-allocate` reads.
+`plan-allocate` reads (`transfer_of`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.optimize import minimize_scalar
 
-from fits._solver import huber
 from fits.language_similarity import SOURCE as SIMILARITY_SOURCE
-from fits.language_similarity import similarity_matrix
 from fits.result import LawsFile
+from fits.transfer_fit import (
+    FORMS,
+    FORMULAS,
+    HUBER_DELTA,
+    INDEPENDENT,
+    INTERVAL_LEVEL,
+    LEVEL,
+    HeldOutMixture,
+    base_matrix,
+    bootstrap_intervals,
+    errors,
+    fit_form,
+    fit_model,
+    improvement,
+    leave_one_mixture_out,
+    n_params,
+    transfer_matrix,
+)
 from fits.transfer_runs import MixtureRuns, check_runs_match_laws
 from muit_core import DataError, FitError
 
 FloatArray = NDArray[np.float64]
 
 TRANSFER_FORMAT = "muit-transfer/2"
-FORMS = ("shared", "similarity", "receiver")
-FORMULAS = {
-    "shared": "D_l = x_l + tau * sum_{k != l} x_k",
-    "similarity": "D_l = x_l + tau * sum_{k != l} s(l, k) x_k",
-    "receiver": "D_l = x_l + tau_l * sum_{k != l} x_k",
-}
-INDEPENDENT, LEVEL = "independent", "level"
-HUBER_DELTA = 1e-3  # on log residuals, summed: the laws' own loss (DESIGN.md, Epoch AI)
-TAU_MAX = 4.0  # a language's example worth 4 of another's own: far beyond any published tau
-INTERVAL_LEVEL = 0.9
-_TAU_GRID = np.unique(np.concatenate([np.linspace(0.0, TAU_MAX, 801), np.geomspace(1e-4, 1, 81)]))
-
-
-def effective_examples(examples: FloatArray, matrix: FloatArray) -> FloatArray:
-    """D = x + x T^T along the last axis of `examples` (T: receiver x donor, zero diagonal)."""
-    x = np.asarray(examples, dtype=float)
-    return np.asarray(x + x @ np.asarray(matrix, dtype=float).T, dtype=float)
-
-
-def base_matrix(form: str, languages: Sequence[str]) -> FloatArray:
-    """T at tau = 1 (every tau_l = 1 for `receiver`).
-
-    Raises:
-        DataError: `similarity` with a language the similarity table lacks.
-        ValueError: an unknown form.
-    """
-    if form not in FORMS:
-        raise ValueError(f"unknown transfer form {form!r}; choose one of {', '.join(FORMS)}")
-    if form == "similarity":
-        return similarity_matrix(languages)
-    n = len(languages)
-    return np.ones((n, n)) - np.eye(n)
-
-
-def param_names(form: str, languages: Sequence[str]) -> tuple[str, ...]:
-    """The form's parameters: `tau`, or `tau_<code>` per receiving language."""
-    return tuple(f"tau_{c}" for c in languages) if form == "receiver" else ("tau",)
-
-
-def transfer_matrix(
-    form: str, languages: Sequence[str], params: Mapping[str, float]
-) -> FloatArray:
-    """T (receiver x donor) of `form` with `params`."""
-    taus = np.array(
-        [params[f"tau_{c}"] for c in languages]
-        if form == "receiver"
-        else [params["tau"]] * len(languages)
-    )
-    return np.asarray(taus[:, None] * base_matrix(form, languages), dtype=float)
-
-
-def _groups(form: str, n: int) -> list[list[int]]:
-    """The language columns each parameter drives (the loss is separable over them)."""
-    return [[j] for j in range(n)] if form == "receiver" else [list(range(n))]
-
-
-def _column_losses(
-    laws: LawsFile, runs: MixtureRuns, base: FloatArray, taus: FloatArray
-) -> FloatArray:
-    """Huber loss of every (tau, run, language) log residual: shape (n_taus, n_runs, n_langs)."""
-    x = runs.examples
-    d = x[None] + np.asarray(taus, dtype=float)[:, None, None] * (x @ base.T)[None]
-    predicted = np.empty_like(d)
-    for j, code in enumerate(runs.languages):
-        predicted[..., j] = laws.fits[code](d[..., j])
-    present = np.isfinite(runs.actual)
-    if (predicted[:, present] <= 0).any() or (runs.actual[present] <= 0).any():
-        raise DataError(
-            f"The transfer law is fitted on log residuals, but a measured or predicted "
-            f"{runs.metric!r} is not above 0; fit it on heldout_ce (or another positive metric)."
-        )
-    actual = np.where(present, runs.actual, 1.0)
-    residual = np.where(present, np.log(predicted) - np.log(actual), 0.0)
-    return np.asarray(huber(residual, HUBER_DELTA), dtype=float)
-
-
-def fit_form(
-    laws: LawsFile, runs: MixtureRuns, form: str, weights: FloatArray | None = None
-) -> dict[str, float]:
-    """The parameters of `form` in [0, TAU_MAX] minimising the summed loss (runs weighted by
-    `weights`): a grid, then a bounded scalar search around its best point, per parameter."""
-    base = base_matrix(form, runs.languages)
-    w = np.ones(len(runs.runs)) if weights is None else np.asarray(weights, dtype=float)
-    grid = _column_losses(laws, runs, base, _TAU_GRID)  # (n_taus, n_runs, n_langs)
-    out: list[float] = []
-    for columns in _groups(form, len(runs.languages)):
-        grid_loss = np.einsum("trj,r->t", grid[:, :, columns], w)
-        best = int(np.argmin(grid_loss))
-        low, high = _TAU_GRID[max(best - 1, 0)], _TAU_GRID[min(best + 1, _TAU_GRID.size - 1)]
-
-        def loss(t: float, columns: list[int] = columns) -> float:
-            at = _column_losses(laws, runs, base, np.array([t]))[0][:, columns]
-            return float(w @ at.sum(axis=1))
-
-        found = minimize_scalar(
-            loss, bounds=(low, high), method="bounded", options={"xatol": 1e-7}
-        )
-        refined = float(found.x)
-        out.append(refined if loss(refined) <= grid_loss[best] else float(_TAU_GRID[best]))
-    return dict(zip(param_names(form, runs.languages), out, strict=True))
-
-
-def _bootstrap(
-    laws: LawsFile, runs: MixtureRuns, form: str, n_draws: int, seed: int
-) -> dict[str, tuple[float, float]]:
-    """Per parameter, the INTERVAL_LEVEL interval of its grid optimum over run resamples."""
-    base = base_matrix(form, runs.languages)
-    grid = _column_losses(laws, runs, base, _TAU_GRID)
-    n = len(runs.runs)
-    counts = np.random.default_rng(seed).multinomial(n, np.full(n, 1.0 / n), size=n_draws)
-    tail = (1.0 - INTERVAL_LEVEL) / 2.0
-    out = {}
-    names = param_names(form, runs.languages)
-    for name, columns in zip(names, _groups(form, len(runs.languages)), strict=True):
-        per_run = grid[:, :, columns].sum(axis=2)  # (n_taus, n_runs)
-        draws = _TAU_GRID[np.argmin(counts.astype(float) @ per_run.T, axis=1)]
-        low, high = np.quantile(draws, [tail, 1.0 - tail])
-        out[name] = (float(low), float(high))
-    return out
-
-
-def _level_shift(laws: LawsFile, runs: MixtureRuns) -> FloatArray:
-    """The `level` model's log factor per language: the median log(actual / own law) over the
-    runs that train it beside other languages (0 where there are none)."""
-    ratio = np.log(runs.actual) - np.log(_predict_matrix(laws, runs, None))
-    mixed = (runs.examples.sum(axis=1, keepdims=True) - runs.examples) > 0
-    keep = np.isfinite(ratio) & mixed
-    return np.array(
-        [
-            float(np.median(ratio[keep[:, j], j])) if keep[:, j].any() else 0.0
-            for j in range(ratio.shape[1])
-        ]
-    )
-
-
-def _predict_matrix(laws: LawsFile, runs: MixtureRuns, matrix: FloatArray | None) -> FloatArray:
-    d = runs.examples if matrix is None else effective_examples(runs.examples, matrix)
-    out = np.empty_like(d)
-    for j, code in enumerate(runs.languages):
-        out[:, j] = laws.fits[code](d[:, j])
-    return out
-
-
-@dataclass(frozen=True)
-class Model:
-    """One way of predicting mixture runs, fitted: a transfer form's T, or a yardstick."""
-
-    name: str
-    matrix: FloatArray | None = None  # None: no transfer
-    shift: FloatArray | None = None  # the level model's log factor per language
-
-    def predict(self, laws: LawsFile, runs: MixtureRuns) -> FloatArray:
-        """Each run's metric per language, shape (n_runs, n_languages)."""
-        out = _predict_matrix(laws, runs, self.matrix)
-        if self.shift is not None:
-            mixed = (runs.examples.sum(axis=1, keepdims=True) - runs.examples) > 0
-            out = out * np.where(mixed, np.exp(self.shift)[None, :], 1.0)
-        return out
-
-
-def fit_model(laws: LawsFile, runs: MixtureRuns, name: str) -> Model:
-    """Fit model `name` (`independent`, `level` or a transfer form) on `runs`."""
-    if name == INDEPENDENT:
-        return Model(name)
-    if name == LEVEL:
-        return Model(name, shift=_level_shift(laws, runs))
-    params = fit_form(laws, runs, name)
-    return Model(name, matrix=transfer_matrix(name, runs.languages, params))
-
-
-def _errors(model: Model, laws: LawsFile, runs: MixtureRuns) -> FloatArray:
-    """Absolute errors of every measured (run, language), in metric units."""
-    err = np.abs(runs.actual - model.predict(laws, runs))
-    return np.asarray(err[np.isfinite(err)], dtype=float)
-
-
-@dataclass(frozen=True)
-class HeldOutMixture:
-    """One allocation's runs left out, every model fitted on the others.
-
-    Attributes:
-        mixture: the allocator whose runs were left out.
-        n_runs: its runs (seeds).
-        mae: per model, the mean absolute error of its per-language predictions.
-    """
-
-    mixture: str
-    n_runs: int
-    mae: dict[str, float]
-
-
-def leave_one_mixture_out(
-    laws: LawsFile, runs: MixtureRuns, models: Sequence[str]
-) -> tuple[tuple[HeldOutMixture, ...], dict[str, float]]:
-    """Per allocation, every model fitted on the other allocations' runs predicts its runs;
-    with the pooled mean absolute error per model over every left-out (run, language)."""
-    names = np.array([name for name, _ in runs.runs])
-    held: list[HeldOutMixture] = []
-    pooled: dict[str, list[FloatArray]] = {m: [] for m in models}
-    for mixture in runs.mixtures if len(runs.mixtures) > 1 else ():
-        left = names == mixture
-        rest, out = runs.subset(~left), runs.subset(left)
-        mae = {}
-        for m in models:
-            errors = _errors(fit_model(laws, rest, m), laws, out)
-            pooled[m].append(errors)
-            mae[m] = float(errors.mean())
-        held.append(HeldOutMixture(mixture, int(left.sum()), mae))
-    totals = {m: float(np.concatenate(e).mean()) if e else math.nan for m, e in pooled.items()}
-    return tuple(held), totals
+SELECTION_SE = 2.0  # the kept form must beat each yardstick by this many standard errors
 
 
 @dataclass(frozen=True)
@@ -271,6 +73,8 @@ class TransferLaw:
         level: the intervals' level.
         languages: the languages of the mixture runs (the order of `matrix`).
         matrix: T, receiver x donor: effective examples of l per example of k.
+        levels: per language, the log level factor c_l its metric is multiplied by (exp) when
+            trained in a mixture (a level form; zeros otherwise).
         metric: the metric fitted; higher_is_better: its direction.
         n_runs, n_mixtures: mixture runs (allocator, seed) and distinct allocations fitted.
         n_bootstrap, seed: bootstrap draws and their seed.
@@ -279,7 +83,10 @@ class TransferLaw:
             leave-one-mixture-out mean absolute error, metric units (NaN with one allocation).
         in_sample_mae: per model, the same on the fitted runs themselves.
         selected: whether the kept form predicted left-out mixtures better than both
-            yardsticks (`independent`, `level`).
+            yardsticks (`independent`, `level`), each by more than SELECTION_SE standard
+            errors of the paired difference of their errors.
+        improvements: per yardstick, the kept form's mean paired error reduction over it
+            (metric units) and its standard error.
         notes: forms not tried and why.
         laws_file, source: the laws file and the validation table used.
     """
@@ -290,6 +97,7 @@ class TransferLaw:
     level: float
     languages: tuple[str, ...]
     matrix: FloatArray
+    levels: FloatArray
     metric: str
     higher_is_better: bool
     n_runs: int
@@ -300,6 +108,7 @@ class TransferLaw:
     lomo_mae: dict[str, float]
     in_sample_mae: dict[str, float]
     selected: bool
+    improvements: dict[str, tuple[float, float]] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     laws_file: str = ""
     source: str = ""
@@ -308,6 +117,11 @@ class TransferLaw:
         """T restricted to `languages` (each must be one of the law's), in their order."""
         index = [self.languages.index(code) for code in languages]
         return np.asarray(self.matrix[np.ix_(index, index)], dtype=float)
+
+    def factors_for(self, languages: Sequence[str]) -> FloatArray:
+        """exp(c_l) for `languages`, in their order (ones unless a level form)."""
+        index = [self.languages.index(code) for code in languages]
+        return np.asarray(np.exp(self.levels[index]), dtype=float)
 
     def summary(self) -> str:
         """The kept form and its parameters in one line, e.g. `shared tau = 0.245 [0.24, 0.26]`."""
@@ -334,6 +148,7 @@ class TransferLaw:
                 a: {b: float(self.matrix[i, j]) for j, b in enumerate(self.languages) if i != j}
                 for i, a in enumerate(self.languages)
             },
+            "levels": {a: float(self.levels[i]) for i, a in enumerate(self.languages)},
             "similarity_source": SIMILARITY_SOURCE if self.form == "similarity" else None,
             "loss": f"huber(delta={HUBER_DELTA:g}) on log residuals, summed over runs",
             "languages": list(self.languages),
@@ -350,6 +165,9 @@ class TransferLaw:
             },
             "in_sample_mae": dict(self.in_sample_mae),
             "selected": self.selected,
+            "improvements": {
+                k: {"mean": num(m), "stderr": num(e)} for k, (m, e) in self.improvements.items()
+            },
             "notes": list(self.notes),
             "laws_file": self.laws_file,
             "source": self.source,
@@ -379,6 +197,7 @@ class TransferLaw:
             for j, b in enumerate(languages):
                 if i != j:
                     matrix[i, j] = float(raw["matrix"][a][b])
+        levels = np.array([float(raw.get("levels", {}).get(a, 0.0)) for a in languages])
         form = str(raw["form"])
         if form not in FORMS or not (np.isfinite(matrix).all() and (matrix >= 0).all()):
             raise ValueError(f"form {form!r} or a negative or non-finite transfer coefficient")
@@ -389,6 +208,7 @@ class TransferLaw:
             level=float(raw["interval_level"]),
             languages=languages,
             matrix=matrix,
+            levels=levels,
             metric=str(raw["metric"]),
             higher_is_better=bool(raw["higher_is_better"]),
             n_runs=int(raw["n_runs"]),
@@ -404,6 +224,10 @@ class TransferLaw:
             lomo_mae={str(k): num(v) for k, v in lomo["mae"].items()},
             in_sample_mae={str(k): float(v) for k, v in raw["in_sample_mae"].items()},
             selected=bool(raw["selected"]),
+            improvements={
+                str(k): (num(v["mean"]), num(v["stderr"]))
+                for k, v in raw.get("improvements", {}).items()
+            },
             notes=tuple(str(n) for n in raw.get("notes", ())),
             laws_file=str(raw.get("laws_file", "")),
             source=str(raw.get("source", "")),
@@ -420,10 +244,10 @@ def _forms_to_try(form: str, runs: MixtureRuns) -> tuple[tuple[str, ...], tuple[
     wanted = FORMS if form == "auto" else (form,)
     kept, notes = [], []
     for name in wanted:
-        n_params = len(param_names(name, runs.languages))
-        if len(runs.runs) < n_params:
+        count = n_params(name, runs.languages)
+        if len(runs.runs) < count:
             message = (
-                f"the {name} form has {n_params} parameter(s) but there are "
+                f"the {name} form has {count} parameter(s) but there are "
                 f"{len(runs.runs)} mixture run(s)"
             )
             if form != "auto":
@@ -472,17 +296,21 @@ def fit_transfer(
         raise FitError("The validation table holds no mixture run; run plan-sweep validate first.")
     forms, notes = _forms_to_try(form, runs)
     models = (INDEPENDENT, LEVEL, *forms)
-    held, lomo = leave_one_mixture_out(laws, runs, models)
+    held, cells = leave_one_mixture_out(laws, runs, models)
+    lomo = {m: float(e.mean()) if e.size else math.nan for m, e in cells.items()}
     kept = min(forms, key=lambda m: lomo[m]) if held else forms[0]
-    params = fit_form(laws, runs, kept)
+    gains = {y: improvement(cells, kept, y) for y in (INDEPENDENT, LEVEL)} if held else {}
+    params, shift = fit_form(laws, runs, kept)
     intervals = (
-        _bootstrap(laws, runs, kept, n_bootstrap, seed)
+        bootstrap_intervals(laws, runs, kept, n_bootstrap, seed)
         if n_bootstrap > 0
         else {k: (v, v) for k, v in params.items()}
     )
     intervals = {k: (min(lo, params[k]), max(hi, params[k])) for k, (lo, hi) in intervals.items()}
-    in_sample = {m: float(_errors(fit_model(laws, runs, m), laws, runs).mean()) for m in models}
-    selected = bool(held) and lomo[kept] < min(lomo[INDEPENDENT], lomo[LEVEL])
+    in_sample = {m: float(errors(fit_model(laws, runs, m), laws, runs).mean()) for m in models}
+    selected = bool(gains) and all(
+        math.isfinite(se) and mean > SELECTION_SE * se for mean, se in gains.values()
+    )
     return TransferLaw(
         form=kept,
         params=params,
@@ -490,6 +318,7 @@ def fit_transfer(
         level=INTERVAL_LEVEL,
         languages=runs.languages,
         matrix=transfer_matrix(kept, runs.languages, params),
+        levels=np.zeros(len(runs.languages)) if shift is None else shift,
         metric=runs.metric,
         higher_is_better=laws.higher_is_better,
         n_runs=len(runs.runs),
@@ -500,6 +329,7 @@ def fit_transfer(
         lomo_mae=lomo,
         in_sample_mae=in_sample,
         selected=selected,
+        improvements=gains,
         notes=notes,
         laws_file=laws_file,
         source=source,
@@ -546,13 +376,20 @@ def describe(law: TransferLaw) -> str:
     lines.append(
         "In sample: " + ", ".join(f"{m} {v:.4f}" for m, v in law.in_sample_mae.items()) + "."
     )
+    versus = "; ".join(
+        f"{y} {mean:+.4f} (se {se:.4f})" for y, (mean, se) in law.improvements.items()
+    )
+    lines.append(
+        f"Error reduction of the {law.form} form over each yardstick: {versus}." if versus else ""
+    )
     lines.append(
         f"Selected: yes: the {law.form} form predicts left-out mixtures better than the "
-        "independent laws and a constant in-mixture level shift."
+        "independent laws and a constant in-mixture level shift, each by more than "
+        f"{SELECTION_SE:g} standard errors."
         if law.selected
         else f"Selected: no: the {law.form} form does not predict left-out mixtures better than "
-        "both the independent laws and a constant in-mixture level shift; plan-allocate plans "
-        "without it."
+        "both the independent laws and a constant in-mixture level shift by more than "
+        f"{SELECTION_SE:g} standard errors; plan-allocate plans without it."
     )
     lines.extend(f"Note: {n}." for n in law.notes)
     return "\n".join(lines)

@@ -467,7 +467,9 @@ def cmd_allocate(args: argparse.Namespace) -> int:
         else (
             *baseline_allocators(),
             TransferAllocator(
-                transfer.matrix_for(problem.languages), label=f"{transfer.form} form"
+                transfer.matrix_for(problem.languages),
+                label=f"{transfer.form} form",
+                factors=transfer.factors_for(problem.languages),
             ),
         ),
     )

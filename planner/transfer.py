@@ -52,12 +52,15 @@ class TransferValue:
             k (>= 0, zero diagonal).
         pools: unique pairs per language (inf: no repeat discount).
         units: budget units per example per language.
+        factors: per language, the factor its metric is multiplied by in a mixture (the
+            level factor exp(c_l) of a level form; ones otherwise).
     """
 
     base: ValueModel
     matrix: FloatArray
     pools: FloatArray
     units: FloatArray
+    factors: FloatArray
 
     @property
     def languages(self) -> tuple[str, ...]:
@@ -78,7 +81,7 @@ class TransferValue:
 
     def value(self, amounts: FloatArray) -> FloatArray:
         """Each language's utility at its effective data."""
-        return np.asarray(self.base.value(self.effective(amounts)), dtype=float)
+        return np.asarray(self.factors * self.base.value(self.effective(amounts)), dtype=float)
 
     def objective(self, amounts: FloatArray, weights: FloatArray) -> float:
         """The weighted mean utility sum_l w_l u_l(D_l) / sum_l w_l."""
@@ -89,7 +92,8 @@ class TransferValue:
         """d objective / d amount_j for every language j (budget units)."""
         w = np.asarray(weights, dtype=float)
         own, slope = self._own(amounts)
-        m = w * np.asarray(self.base.marginal(own + self.matrix @ own), dtype=float) / w.sum()
+        marginal = np.asarray(self.base.marginal(own + self.matrix @ own), dtype=float)
+        m = w * self.factors * marginal / w.sum()
         return np.asarray((m + self.matrix.T @ m) * slope, dtype=float)
 
 
@@ -110,8 +114,11 @@ def as_matrix(transfer: float | FloatArray, n: int) -> FloatArray:
     return np.asarray(t * (1.0 - np.eye(n)), dtype=float)
 
 
-def transfer_value(values: ValueModel, transfer: float | FloatArray) -> TransferValue:
-    """The transfer-aware utilities of `values` under `transfer` (a shared tau or T).
+def transfer_value(
+    values: ValueModel, transfer: float | FloatArray, factors: FloatArray | None = None
+) -> TransferValue:
+    """The transfer-aware utilities of `values` under `transfer` (a shared tau or T), each
+    language's metric times `factors` (default ones: no level factor).
 
     A `LawValue` is read through its curves (its pools and units of budget per example); any
     other `ValueModel` is taken as the utility of effective data in budget units, with no pool.
@@ -119,7 +126,11 @@ def transfer_value(values: ValueModel, transfer: float | FloatArray) -> Transfer
     Raises:
         ConfigError: a coefficient is negative or not finite (`as_matrix`).
     """
-    matrix = as_matrix(transfer, len(values.languages))
+    n = len(values.languages)
+    matrix = as_matrix(transfer, n)
+    scale = np.ones(n) if factors is None else np.asarray(factors, dtype=float)
+    if scale.shape != (n,) or not (np.isfinite(scale).all() and (scale > 0).all()):
+        raise ConfigError(f"The level factors must be {n} positive numbers; got {scale.tolist()}.")
     if isinstance(values, LawValue):
         curves = values.curves
         base = LawValue(
@@ -129,9 +140,8 @@ def transfer_value(values: ValueModel, transfer: float | FloatArray) -> Transfer
         )
         pools = np.array([c.n_available for c in curves], dtype=float)
         units = np.array([c.units_per_example for c in curves], dtype=float)
-        return TransferValue(base, matrix, pools, units)
-    n = len(values.languages)
-    return TransferValue(values, matrix, np.full(n, math.inf), np.ones(n))
+        return TransferValue(base, matrix, pools, units, scale)
+    return TransferValue(values, matrix, np.full(n, math.inf), np.ones(n), scale)
 
 
 @dataclass(frozen=True)
@@ -211,6 +221,7 @@ class TransferAllocator(BaseAllocator):
         transfer: a shared coefficient tau, or T (receiver x donor, the planned languages in
             order: `fits.TransferLaw.matrix_for`), 0 or more; 0 is the independent planner's
             problem.
+        factors: per language, the level factor of a level form (default ones).
         label: how the method line names the law (default: the coefficients).
         start: where SLSQP starts: "planner" (the independent water-filling plan) or
             "uniform" (a capped even split; tests use it to check the solver alone).
@@ -219,7 +230,11 @@ class TransferAllocator(BaseAllocator):
     name = "transfer"
 
     def __init__(
-        self, transfer: float | FloatArray, start: str = "planner", label: str = ""
+        self,
+        transfer: float | FloatArray,
+        start: str = "planner",
+        label: str = "",
+        factors: FloatArray | None = None,
     ) -> None:
         if start not in ("planner", "uniform"):
             raise ConfigError(f"Unknown start {start!r}; choose planner or uniform.")
@@ -227,6 +242,7 @@ class TransferAllocator(BaseAllocator):
         if not (np.isfinite(t).all() and (t >= 0).all()):
             raise ConfigError(f"The transfer coefficients must be 0 or more; got {t.tolist()!r}.")
         self.transfer = t
+        self.factors = factors
         self.start = start
         self.label = label or (
             f"tau={float(t):.3g}" if t.ndim == 0 else f"T in [{t.min():.3g}, {t.max():.3g}]"
@@ -243,7 +259,7 @@ class TransferAllocator(BaseAllocator):
         constraints.check_budget(budget)
         lo, hi = constraints.lower, constraints.upper
         weights = np.asarray(constraints.weights, dtype=float)
-        model = transfer_value(values, self.transfer)
+        model = transfer_value(values, self.transfer, self.factors)
         if self.start == "planner":
             x0 = np.asarray(
                 PlannerAllocator(Objective.MEAN).allocate(values, budget, constraints).amounts
@@ -309,7 +325,9 @@ def transfer_table(report: PlanReport, law: TransferLaw) -> str:
     problem = report.problem
     c = problem.constraints
     weights = np.asarray(c.weights, dtype=float)
-    model = transfer_value(problem.values, law.matrix_for(problem.languages))
+    model = transfer_value(
+        problem.values, law.matrix_for(problem.languages), law.factors_for(problem.languages)
+    )
     evaluations = [report.planner, *report.baselines]
     names = [ev.allocation.allocator for ev in evaluations]
     errors = ", ".join(f"{m} {v:.4f}" for m, v in law.lomo_mae.items())

@@ -135,6 +135,7 @@ def _transfer(ws: Path, languages: tuple[str, ...]) -> None:
         level=0.9,
         languages=languages,
         matrix=0.2 * (np.ones((n, n)) - np.eye(n)),
+        levels=np.zeros(n),
         metric="heldout_ce",
         higher_is_better=False,
         n_runs=6,

@@ -15,7 +15,8 @@ import pandas as pd
 import pytest
 
 from fits import FitResult, LawsFile, read_laws, transfer_of, write_laws
-from fits.transfer import effective_examples, fit_transfer
+from fits.transfer import fit_transfer
+from fits.transfer_fit import effective_examples
 from fits.transfer_runs import read_mixture_runs
 from muit_core import DataError, FitError
 from planner import Constraints, LawCurve, LawValue, PlannerAllocator
@@ -112,6 +113,19 @@ def test_a_constant_mixture_bonus_is_not_taken_for_transfer(tmp_path: Path) -> N
     law = fit_transfer(_laws(), runs, n_bootstrap=0)
     assert law.lomo_mae["level"] < 0.25 * law.lomo_mae["independent"]
     assert not law.selected
+
+
+def test_transfer_on_top_of_a_mixture_bonus_is_told_apart(tmp_path: Path) -> None:
+    """Runs with transfer (tau 0.4) and a 6% bonus in every mixture: the shared-level form
+    recovers both; the level yardstick alone, and transfer alone, predict worse."""
+    path = _validation(tmp_path, 0.4, level=-0.06, n_mixtures=8)
+    law = fit_transfer(_laws(), read_mixture_runs(path, "heldout_ce"), n_bootstrap=100)
+    assert law.form == "shared-level" and law.selected
+    assert law.params["tau"] == pytest.approx(0.4, rel=0.15)
+    assert np.exp(law.levels) == pytest.approx(np.full(4, np.exp(-0.06)), rel=0.01)
+    assert law.lomo_mae["shared-level"] < min(law.lomo_mae["level"], law.lomo_mae["shared"])
+    mean, se = law.improvements["level"]
+    assert mean > 2 * se > 0
 
 
 def test_forms_that_cannot_be_carried(tmp_path: Path) -> None:
@@ -235,6 +249,14 @@ def test_gradient_with_a_transfer_matrix_matches_finite_differences() -> None:
         for e in np.eye(len(x))
     ]
     assert model.gradient(x, w) == pytest.approx(numeric, rel=1e-4)
+    factors = np.array([0.9, 1.0, 0.95, 1.1])
+    scaled = transfer_value(values, matrix, factors)
+    numeric = [
+        (scaled.objective(x + step * e, w) - scaled.objective(x - step * e, w)) / (2 * step)
+        for e in np.eye(len(x))
+    ]
+    assert scaled.gradient(x, w) == pytest.approx(numeric, rel=1e-4)
+    assert scaled.value(x) == pytest.approx(factors * model.value(x))
     shared = TransferAllocator(0.3).allocate(values, 3000.0, constraints)
     as_matrix = TransferAllocator(0.3 * (1 - np.eye(4))).allocate(values, 3000.0, constraints)
     assert shared.examples == as_matrix.examples
@@ -255,7 +277,7 @@ def test_two_languages_closed_form(tau: float, expected: float) -> None:
 
 
 def test_plan_fit_transfer_then_plan_allocate_from_the_command_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     """The whole path a user runs: laws from a sweep, the transfer law added to the same laws
     file from mixture runs, and plan-allocate showing the transfer-aware plan beside."""
@@ -311,3 +333,9 @@ def test_plan_fit_transfer_then_plan_allocate_from_the_command_line(
         == 0
     )
     assert "transfer" not in json.loads((off / "mixture.json").read_text())["baselines"]
+    # Fitting the laws again replaces the file without its transfer law, and says so.
+    assert (
+        plan_fit([str(tmp_path / "results.csv"), "--bootstrap", "40", "--out", str(tmp_path)]) == 0
+    )
+    assert "had a transfer law, fitted on the laws this run replaces" in caplog.text
+    assert transfer_of(read_laws(tmp_path / "laws.json")) is None
