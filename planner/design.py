@@ -18,7 +18,10 @@ Contracts and caveats:
 - the noise is multiplicative (log-normal) for a positive metric, additive otherwise;
 - a candidate never repeats a (language, size, seed) the laws' points hold: a swept size is
   proposed with its next unused seed;
-- the same inputs and `seed` give the same suggestions.
+- the same inputs and `seed` give the same suggestions;
+- with `run_overhead_examples`, cells are picked for their gain per training example (a run
+  costs its size plus that overhead), so a small cell can win over a larger, slightly better
+  one; without it, for their gain alone.
 """
 
 from __future__ import annotations
@@ -255,6 +258,7 @@ def suggest_cells(
     n_truths: int = DEFAULT_TRUTHS,
     steps: int = DEFAULT_STEPS,
     seed: int = 0,
+    run_overhead_examples: float | None = None,
 ) -> Design:
     """The `n_cells` cells expected to improve the plan of `budget` most (see the module).
 
@@ -268,13 +272,21 @@ def suggest_cells(
         n_truths: draws taken in turn as the truth.
         steps: budget steps of the design's plans.
         seed: seeds the choice of truths and the simulated noise.
+        run_overhead_examples: None picks each cell for its expected gain; a number (0 or
+            more) picks it for its expected gain per example of cost, a run costing its size
+            plus this many examples (its fixed cost: loading, evaluation).
 
     Raises:
-        ConfigError: no draws, `n_cells` below 1, or a candidate size above a pool.
+        ConfigError: no draws, `n_cells` below 1, a negative overhead, or a candidate size
+            above a pool.
         AllocationError: the budget lies outside the floors and caps.
     """
     if n_cells < 1:
         raise ConfigError(f"--cells must be 1 or more, such as 5; got {n_cells}.")
+    if run_overhead_examples is not None and not run_overhead_examples >= 0:
+        raise ConfigError(
+            f"--run-overhead must be 0 or more examples, such as 40; got {run_overhead_examples}."
+        )
     values = problem.values
     if values.n_draws < 2:
         raise ConfigError(
@@ -309,12 +321,13 @@ def suggest_cells(
         w /= w.sum(axis=1, keepdims=True)
         return float(np.mean(grid.objective(grid.plan(w), truths) - base))
 
+    overhead = run_overhead_examples
     chosen: list[int] = []
     suggestions: list[Suggestion] = []
     total = 0.0
     for _ in range(min(n_cells, len(candidates))):
         gains = {c: gain_of([*chosen, c]) for c in range(len(candidates)) if c not in chosen}
-        best = max(gains, key=lambda c: (gains[c], -c))
+        best = max(gains, key=lambda c: (_merit(gains[c] - total, candidates[c], overhead), -c))
         chosen.append(best)
         cell = candidates[best]
         largest = max((d for d, _ in swept_cells(laws, [cell.language])[cell.language]), default=0)
@@ -331,6 +344,14 @@ def suggest_cells(
         len(candidates),
         int(truths.size),
     )
+
+
+def _merit(gain: float, cell: CandidateCell, overhead_examples: float | None) -> float:
+    """What the greedy choice maximises: the cell's added gain, or that gain per example of
+    cost (its size plus `overhead_examples`; at least one example) when an overhead is set."""
+    if overhead_examples is None:
+        return gain
+    return gain / max(cell.n_examples + overhead_examples, 1.0)
 
 
 def _signals(problem: Problem, candidates: Sequence[CandidateCell]) -> NDArray[np.float64]:

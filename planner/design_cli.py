@@ -46,6 +46,7 @@ examples:
   plan-suggest runs/demo/fits/laws.json --budget 20k --cells 5 --out runs/demo/suggest
   plan-sweep launch demo --cells runs/demo/suggest/cells.toml      # run them
   plan-suggest laws.json --budget 1M --cells 3 --sizes 256,1k,4k --noise 0.01
+  plan-suggest laws.json --budget 20k --cells 5 --run-overhead 40 --out suggest  # gain per example
 
 The budget is in examples, spent as plan-allocate would (one epoch per pool unless
 --max-epochs). Gains are in the objective's units (nats of mean loss for heldout_ce).
@@ -67,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--noise", help="a run's relative noise, e.g. 0.01 (default: from the laws' residuals)"
     )
+    parser.add_argument(
+        "--run-overhead",
+        help="pick cells for their gain per training example, a run costing its size plus "
+        "this many examples, e.g. 40 (default: for their gain alone)",
+    )
     parser.add_argument("--max-epochs", default="1", help="passes over each pool (default 1)")
     parser.add_argument("--languages", help="plan only these languages, e.g. el,tr,vi")
     parser.add_argument("--seed", default="0", help="design seed (default 0)")
@@ -84,6 +90,19 @@ def parse_cells(text: str) -> int:
         value = 0
     if value < 1:
         raise ConfigError(f"--cells must be a whole number, 1 or more, such as 5; got {text!r}.")
+    return value
+
+
+def parse_overhead(text: str | None) -> float | None:
+    """`--run-overhead`: a finite number of examples, 0 or more (None when not given)."""
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise ConfigError(f"--run-overhead must be 0 or more examples, such as 40; got {text!r}.")
     return value
 
 
@@ -109,6 +128,7 @@ class _Options:
     sizes: list[int] | None
     noise: float | None
     seed: int
+    run_overhead_examples: float | None = None
 
 
 def _checked(args: argparse.Namespace) -> _Options:
@@ -130,6 +150,7 @@ def _checked(args: argparse.Namespace) -> _Options:
         noise = run(lambda: parse_positive(args.noise, "--noise", "0.01"))
     max_epochs = run(lambda: parse_positive(args.max_epochs, "--max-epochs", "1 or 4"))
     seed = run(lambda: parse_seed(args.seed))
+    overhead = run(lambda: parse_overhead(args.run_overhead))
     run(lambda: OutputSet.check(Path(args.out), "--out"))
     laws = run(lambda: read_laws(args.laws))
     raise_all(problems)
@@ -143,7 +164,7 @@ def _checked(args: argparse.Namespace) -> _Options:
             "weighed; refit with plan-fit --bootstrap 200 and suggest again."
         )
     problem.constraints.check_budget(budget)
-    return _Options(problem, budget, n_cells, sizes, noise, seed)
+    return _Options(problem, budget, n_cells, sizes, noise, seed, overhead)
 
 
 def plan_line(plan: dict[str, Any], metric: str) -> str:
@@ -191,6 +212,7 @@ def cmd_suggest(args: argparse.Namespace) -> int:
         sizes=options.sizes,
         noise_sd=options.noise,
         seed=options.seed,
+        run_overhead_examples=options.run_overhead_examples,
     )
     command = shlex.join(["plan-suggest", *args.argv])
     plan = plan_summary(problem, budget)

@@ -14,6 +14,7 @@ from fits.data import Points
 from fits.fitting import FitOptions
 from fits.pipeline import FitRequest, fit_all
 from fits.result import write_laws
+from muit_core import ConfigError
 from planner import build_problem
 from planner.design import suggest_cells, swept_cells
 from planner.design_cli import main as plan_suggest
@@ -108,3 +109,28 @@ def test_fragment_round_trips_and_launch_enqueues_exactly_those_cells(
         == 0
     )
     assert len(Ledger.open(ledger_config(with_cells), create=False).records()) == len(expected)
+
+
+def test_run_overhead_picks_for_gain_per_example(loose_el) -> None:  # type: ignore[no-untyped-def]
+    """With a run overhead, the first cell maximises expected gain per example of cost, so it
+    is never larger than the cell picked for its gain alone, and never worse per example."""
+    problem = build_problem(loose_el, ("de", "el"))
+    overhead = 40.0
+    plain = suggest_cells(loose_el, problem, 4000.0, 1, noise_sd=0.005)
+    frugal = suggest_cells(
+        loose_el, problem, 4000.0, 1, noise_sd=0.005, run_overhead_examples=overhead
+    )
+    first, cheap = plain.suggestions[0], frugal.suggestions[0]
+    assert cheap.expected_gain > 0
+    assert cheap.cell.n_examples <= first.cell.n_examples
+    per_example = [s.expected_gain / (s.cell.n_examples + overhead) for s in (first, cheap)]
+    assert per_example[1] >= per_example[0]
+
+
+def test_negative_run_overhead_is_refused(loose_el, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    problem = build_problem(loose_el, ("de", "el"))
+    with pytest.raises(ConfigError, match="--run-overhead"):
+        suggest_cells(loose_el, problem, 4000.0, 1, run_overhead_examples=-1.0)
+    laws_path = write_laws(loose_el, tmp_path / "laws.json")
+    argv = [str(laws_path), "--budget", "4k", "--run-overhead", "-5", "--out", str(tmp_path)]
+    assert plan_suggest(argv) != 0
