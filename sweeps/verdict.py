@@ -242,8 +242,8 @@ def format_verdict(
             f"{_fmt(r['predicted'])} [{_fmt(r['low'])}, {_fmt(r['high'])}]",
             _fmt(r["actual"])
             + ("" if math.isnan(r["actual_sd"]) else f" ±{_fmt(r['actual_sd'])}"),
-            f"{r['error']:+.3f}",
-            f"{r['inside']:.0%}",
+            "-" if math.isnan(r["error"]) else f"{r['error']:+.3f}",
+            "-" if math.isnan(r["predicted"]) else f"{r['inside']:.0%}",
         ]
         for r in _records(langs)
     ]

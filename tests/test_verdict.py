@@ -100,3 +100,17 @@ def test_report_and_plots() -> None:
     assert "Band coverage: 3 of 8" in text and "+0.1500" in text and "+0.0100" in text
     assert plot_predicted_vs_actual(table(), "heldout_ce").axes
     assert plot_objectives(table(), "heldout_ce", False).axes
+
+
+def test_a_run_without_a_prediction_shows_dashes_not_nan() -> None:
+    """A drawn mixture (`--random-mixtures`) has no predicted value: its rows say '-' for the
+    error and the band instead of `+nan` and `0%`."""
+    drawn = table()[table()["allocator"] == "uniform"].assign(
+        allocator="dirichlet-1", predicted=math.nan, low=math.nan, high=math.nan
+    )
+    text = format_verdict(
+        pd.concat([table(), drawn]), "heldout_ce", False, {}, skip=["dirichlet-1"]
+    )
+    rows = [line.split() for line in text.splitlines() if line.startswith("dirichlet-1")]
+    assert len(rows) == 2 and all(row[-2:] == ["-", "-"] for row in rows)
+    assert "+nan" not in text
