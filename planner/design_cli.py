@@ -31,7 +31,8 @@ from planner.baselines import UniformAllocator
 from planner.cli import parse_budget, parse_positive, parse_seed
 from planner.design import cells_toml, design_dict, format_design, suggest_cells
 from planner.guard import GuardedPlanner
-from planner.optimiser import Objective, PlannerAllocator, Robustness
+from planner.optimiser import Objective
+from planner.pipeline import make_planner
 from planner.problem import Problem, Unit, build_problem, raise_all, select_languages
 
 T = TypeVar("T")
@@ -178,12 +179,10 @@ def plan_line(plan: dict[str, Any], metric: str) -> str:
 
 
 def plan_summary(problem: Problem, budget: float) -> dict[str, Any]:
-    """Today's guarded plan (the expected planner shrunk toward uniform until it wins in 90%
-    of the draws), its objective and 90% interval over the draws, and the guard's verdict."""
-    hib = problem.higher_is_better
-    guarded = GuardedPlanner(
-        PlannerAllocator(Objective.MEAN, Robustness(), higher_is_better=hib), UniformAllocator()
-    )
+    """Today's plan as `plan-allocate LAWS --budget B` makes it by default (the planner shrunk
+    toward uniform until it wins in 90% of the draws), its objective and 90% interval over the
+    draws, and the guard's verdict."""
+    guarded = GuardedPlanner(make_planner(problem, Objective.MEAN), UniformAllocator())
     allocation, decision = guarded.decide(problem.values, budget, problem.constraints)
     units = np.asarray(problem.constraints.units_per_example, dtype=float)
     metric = problem.values.metric_draws(np.asarray(allocation.examples, dtype=float) * units)

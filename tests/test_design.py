@@ -134,3 +134,20 @@ def test_negative_run_overhead_is_refused(loose_el, tmp_path: Path) -> None:  # 
     laws_path = write_laws(loose_el, tmp_path / "laws.json")
     argv = [str(laws_path), "--budget", "4k", "--run-overhead", "-5", "--out", str(tmp_path)]
     assert plan_suggest(argv) != 0
+
+
+def test_the_plan_it_prints_is_plan_allocates_default(loose_el, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """plan-suggest (and so each `plan-sweep rounds` line) reports the plan plan-allocate
+    writes by default for the same laws and budget, not another planner's."""
+    from planner.cli import main as plan_allocate
+    from planner.design_cli import plan_summary
+
+    laws_path = write_laws(loose_el, tmp_path / "laws.json")
+    problem = build_problem(loose_el, tuple(loose_el.fits))
+    summary = plan_summary(problem, 100.0)  # where the two planners differ: 34/66 vs 33/67
+    out = tmp_path / "allocate"
+    assert (
+        plan_allocate([str(laws_path), "--budget", "100", "--no-plots", "--out", str(out)]) == 0
+    )
+    mixture = json.loads((out / "mixture.json").read_text())
+    assert summary["examples"] == {c: v["examples"] for c, v in mixture["languages"].items()}
