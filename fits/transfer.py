@@ -379,9 +379,8 @@ def describe(law: TransferLaw) -> str:
     versus = "; ".join(
         f"{y} {mean:+.4f} (se {se:.4f})" for y, (mean, se) in law.improvements.items()
     )
-    lines.append(
-        f"Error reduction of the {law.form} form over each yardstick: {versus}." if versus else ""
-    )
+    if versus:
+        lines.append(f"Error reduction of the {law.form} form over each yardstick: {versus}.")
     lines.append(
         f"Selected: yes: the {law.form} form predicts left-out mixtures better than the "
         "independent laws and a constant in-mixture level shift, each by more than "
