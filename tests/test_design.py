@@ -146,8 +146,6 @@ def test_the_plan_it_prints_is_plan_allocates_default(loose_el, tmp_path: Path) 
     problem = build_problem(loose_el, tuple(loose_el.fits))
     summary = plan_summary(problem, 100.0)  # where the two planners differ: 34/66 vs 33/67
     out = tmp_path / "allocate"
-    assert (
-        plan_allocate([str(laws_path), "--budget", "100", "--no-plots", "--out", str(out)]) == 0
-    )
+    assert plan_allocate([str(laws_path), "--budget", "100", "--no-plots", "--out", str(out)]) == 0
     mixture = json.loads((out / "mixture.json").read_text())
     assert summary["examples"] == {c: v["examples"] for c, v in mixture["languages"].items()}
