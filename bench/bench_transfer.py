@@ -25,7 +25,7 @@ import numpy as np
 
 from fits import read_laws
 from fits.transfer import fit_transfer
-from fits.transfer_fit import FORMS, INDEPENDENT, fit_form, fit_model
+from fits.transfer_fit import FORMS, INDEPENDENT, fit_model
 from fits.transfer_runs import read_mixture_runs
 from muit_core import parse_count
 from planner import PlannerAllocator, baseline_allocators
@@ -68,11 +68,11 @@ def main() -> None:
         "## Every form fitted on all runs",
         "",
     ]
-    for form in FORMS:
-        if form in law.lomo_mae:
-            params, _ = fit_form(laws, runs, form)
-            out.append(f"- {form}: " + ", ".join(f"{k} = {v:.3f}" for k, v in params.items()))
     fitted = {m: fit_model(laws, runs, m) for m in models}
+    for form in FORMS:
+        if form in fitted:
+            params = fitted[form].params
+            out.append(f"- {form}: " + ", ".join(f"{k} = {v:.3f}" for k, v in params.items()))
     predicted = {m: model.predict(laws, runs) for m, model in fitted.items()}
     out += [
         "",

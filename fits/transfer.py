@@ -46,12 +46,10 @@ from fits.transfer_fit import (
     base_matrix,
     bootstrap_intervals,
     errors,
-    fit_form,
     fit_model,
     improvement,
     leave_one_mixture_out,
     n_params,
-    transfer_matrix,
 )
 from fits.transfer_runs import MixtureRuns, check_runs_match_laws
 from muit_core import DataError, FitError
@@ -300,14 +298,17 @@ def fit_transfer(
     lomo = {m: float(e.mean()) if e.size else math.nan for m, e in cells.items()}
     kept = min(forms, key=lambda m: lomo[m]) if held else forms[0]
     gains = {y: improvement(cells, kept, y) for y in (INDEPENDENT, LEVEL)} if held else {}
-    params, shift = fit_form(laws, runs, kept)
+    fitted = {m: fit_model(laws, runs, m) for m in models}  # on every run
+    best = fitted[kept]
+    assert best.matrix is not None  # a transfer form always has one
+    params = best.params
     intervals = (
         bootstrap_intervals(laws, runs, kept, n_bootstrap, seed)
         if n_bootstrap > 0
         else {k: (v, v) for k, v in params.items()}
     )
     intervals = {k: (min(lo, params[k]), max(hi, params[k])) for k, (lo, hi) in intervals.items()}
-    in_sample = {m: float(errors(fit_model(laws, runs, m), laws, runs).mean()) for m in models}
+    in_sample = {m: float(errors(model, laws, runs).mean()) for m, model in fitted.items()}
     selected = bool(gains) and all(
         math.isfinite(se) and mean > SELECTION_SE * se for mean, se in gains.values()
     )
@@ -317,8 +318,8 @@ def fit_transfer(
         intervals=intervals,
         level=INTERVAL_LEVEL,
         languages=runs.languages,
-        matrix=transfer_matrix(kept, runs.languages, params),
-        levels=np.zeros(len(runs.languages)) if shift is None else shift,
+        matrix=best.matrix,
+        levels=np.zeros(len(runs.languages)) if best.shift is None else best.shift,
         metric=runs.metric,
         higher_is_better=laws.higher_is_better,
         n_runs=len(runs.runs),

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
@@ -104,10 +104,23 @@ def _groups(form: str, n: int) -> list[list[int]]:
     return [[j] for j in range(n)] if form == "receiver" else [list(range(n))]
 
 
+def _beside_others(runs: MixtureRuns) -> NDArray[np.bool_]:
+    """(run, language) where the run trained other languages beside it."""
+    others = runs.examples.sum(axis=1, keepdims=True) - runs.examples
+    return np.asarray(others > 0)
+
+
 def _mixed(runs: MixtureRuns) -> NDArray[np.bool_]:
     """(run, language) measured while other languages were trained beside it."""
-    others = runs.examples.sum(axis=1, keepdims=True) - runs.examples
-    return np.asarray(np.isfinite(runs.actual) & (others > 0))
+    return np.asarray(np.isfinite(runs.actual) & _beside_others(runs))
+
+
+def _law_values(laws: LawsFile, languages: Sequence[str], d: FloatArray) -> FloatArray:
+    """Each language's own law at effective data `d` (languages along the last axis)."""
+    out = np.empty_like(d)
+    for j, code in enumerate(languages):
+        out[..., j] = laws.fits[code](d[..., j])
+    return out
 
 
 def _log_ratios(
@@ -116,9 +129,7 @@ def _log_ratios(
     """log(actual / law at D) for every (tau, run, language), NaN where not measured."""
     x = runs.examples
     d = x[None] + np.asarray(taus, dtype=float)[:, None, None] * (x @ base.T)[None]
-    predicted = np.empty_like(d)
-    for j, code in enumerate(runs.languages):
-        predicted[..., j] = laws.fits[code](d[..., j])
+    predicted = _law_values(laws, runs.languages, d)
     present = np.isfinite(runs.actual)
     if (predicted[:, present] <= 0).any() or (runs.actual[present] <= 0).any():
         raise DataError(
@@ -225,14 +236,6 @@ def bootstrap_intervals(
     return out
 
 
-def _predict(laws: LawsFile, runs: MixtureRuns, matrix: FloatArray | None) -> FloatArray:
-    d = runs.examples if matrix is None else effective_examples(runs.examples, matrix)
-    out = np.empty_like(d)
-    for j, code in enumerate(runs.languages):
-        out[:, j] = laws.fits[code](d[:, j])
-    return out
-
-
 @dataclass(frozen=True)
 class Model:
     """One way of predicting mixture runs, fitted: a transfer form's T (and level factors), or
@@ -241,13 +244,15 @@ class Model:
     name: str
     matrix: FloatArray | None = None  # None: no transfer
     shift: FloatArray | None = None  # log level factor per language, None: none
+    params: dict[str, float] = field(default_factory=dict)  # a transfer form's taus
 
     def predict(self, laws: LawsFile, runs: MixtureRuns) -> FloatArray:
         """Each run's metric per language, shape (n_runs, n_languages)."""
-        out = _predict(laws, runs, self.matrix)
+        x = runs.examples
+        d = x if self.matrix is None else effective_examples(x, self.matrix)
+        out = _law_values(laws, runs.languages, d)
         if self.shift is not None:
-            others = runs.examples.sum(axis=1, keepdims=True) - runs.examples
-            out = out * np.where(others > 0, np.exp(self.shift)[None, :], 1.0)
+            out = out * np.where(_beside_others(runs), np.exp(self.shift)[None, :], 1.0)
         return out
 
 
@@ -259,7 +264,8 @@ def fit_model(laws: LawsFile, runs: MixtureRuns, name: str) -> Model:
         ratios = _log_ratios(laws, runs, np.zeros((len(runs.languages),) * 2), np.zeros(1))
         return Model(name, shift=_shifts(ratios, _mixed(runs), np.ones(len(runs.runs)))[0])
     params, shift = fit_form(laws, runs, name)
-    return Model(name, matrix=transfer_matrix(name, runs.languages, params), shift=shift)
+    matrix = transfer_matrix(name, runs.languages, params)
+    return Model(name, matrix=matrix, shift=shift, params=params)
 
 
 def errors(model: Model, laws: LawsFile, runs: MixtureRuns) -> FloatArray:

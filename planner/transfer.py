@@ -97,19 +97,32 @@ class TransferValue:
         return np.asarray((m + self.matrix.T @ m) * slope, dtype=float)
 
 
+def check_coefficients(transfer: float | FloatArray) -> None:
+    """Refuse a transfer coefficient (a shared tau or any entry of T) that is negative or not
+    finite.
+
+    Raises:
+        ConfigError: one is.
+    """
+    t = np.asarray(transfer, dtype=float)
+    if not (np.isfinite(t).all() and (t >= 0).all()):
+        raise ConfigError(f"The transfer coefficients must be 0 or more; got {t.tolist()!r}.")
+
+
 def as_matrix(transfer: float | FloatArray, n: int) -> FloatArray:
     """T from a shared coefficient (tau off the diagonal) or a receiver x donor matrix.
 
     Raises:
         ConfigError: a coefficient is negative or not finite, or the matrix is not n x n.
     """
+    check_coefficients(transfer)
     t = np.asarray(transfer, dtype=float)
     if t.ndim == 0:
         t = float(t) * (np.ones((n, n)) - np.eye(n))
-    if t.shape != (n, n) or not (np.isfinite(t).all() and (t >= 0).all()):
+    if t.shape != (n, n):
         raise ConfigError(
-            f"The transfer coefficients must be 0 or more, one per pair of the {n} languages; "
-            f"got {np.asarray(transfer).tolist()!r}."
+            f"The transfer coefficients must be one per pair of the {n} languages; got a "
+            f"{'x'.join(map(str, t.shape))} array."
         )
     return np.asarray(t * (1.0 - np.eye(n)), dtype=float)
 
@@ -238,9 +251,8 @@ class TransferAllocator(BaseAllocator):
     ) -> None:
         if start not in ("planner", "uniform"):
             raise ConfigError(f"Unknown start {start!r}; choose planner or uniform.")
+        check_coefficients(transfer)
         t = np.asarray(transfer, dtype=float)
-        if not (np.isfinite(t).all() and (t >= 0).all()):
-            raise ConfigError(f"The transfer coefficients must be 0 or more; got {t.tolist()!r}.")
         self.transfer = t
         self.factors = factors
         self.start = start
